@@ -1,0 +1,1 @@
+"""Internals of the Database Evolution lab; notebooks use ``lab_helpers`` instead."""

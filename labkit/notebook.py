@@ -1,0 +1,94 @@
+"""What the notebooks call: start a phase, autogenerate into the workspace, show tables and scripts."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+from . import phases, runtime
+
+
+class Phase:
+    """One notebook's working state: its Alembic config and git-ignored versions folder."""
+
+    def __init__(self, phase: int, metadata: sa.MetaData | None = None):
+        self.phase = phase
+        self.version_dir = phases.workspace(phase)
+        self.cfg: Config = phases.config(version_dir=self.version_dir, metadata=metadata)
+        self.cfg.attributes["quiet_paths"] = True
+
+    def use_model(self, metadata: sa.MetaData) -> None:
+        """Make autogenerate compare the database with this model."""
+        self.cfg.attributes["target_metadata"] = metadata
+
+    def autogenerate(self, message: str, rev_id: str) -> Path:
+        """Autogenerate revision ``rev_id`` into the workspace; print what Alembic said, paths made relative."""
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            script = command.revision(self.cfg, message=message, autogenerate=True, rev_id=rev_id)
+        print(relative(out.getvalue()).rstrip())
+        phases.forget_bytecode(self.version_dir)
+        return Path(script.path)
+
+    def script(self, rev_id: str) -> Path:
+        """Return the path of a revision in this workspace."""
+        return self.version_dir / f"{rev_id}.py"
+
+    def edit(self, rev_id: str, old: str, new: str) -> Path:
+        """Replace the text ``old`` (which must occur) with ``new`` in a workspace revision."""
+        path = self.script(rev_id)
+        text = path.read_text()
+        if old not in text:
+            raise ValueError(f"{old!r} does not occur in {path.name}")
+        path.write_text(text.replace(old, new))
+        phases.forget_bytecode(self.version_dir)
+        return path
+
+
+def start(phase: int, metadata: sa.MetaData | None = None) -> Phase:
+    """Bring the database to the start of ``phase`` (the end of phase-1) and return its workspace."""
+    phases.goto(phase - 1)
+    return Phase(phase, metadata)
+
+
+_DATE = re.compile(r"^(Create Date: ).*$", re.MULTILINE)
+
+
+def relative(text: str) -> str:
+    """Replace absolute paths of the repository and the data folder with short relative ones."""
+    for root, name in ((runtime.data_root(), ".lab"), (runtime.REPO, ".")):
+        text = text.replace(str(root), name)
+    return text
+
+
+def script_text(path: Path) -> str:
+    """Return a revision's source with its volatile Create Date line fixed."""
+    return _DATE.sub(r"\1(today)", Path(path).read_text())
+
+
+def show_script(path: Path) -> None:
+    """Display a revision file as highlighted Python."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(f"`{relative(str(path))}`\n\n```python\n{script_text(path)}\n```"))
+
+
+def users(columns: str = "*") -> pd.DataFrame:
+    """Return the users table ordered by id, or an empty frame when it does not exist yet."""
+    eng = runtime.engine()
+    with eng.connect() as conn:
+        if not sa.inspect(conn).has_table("users"):
+            return pd.DataFrame()
+        return pd.read_sql(sa.text(f"SELECT {columns} FROM users ORDER BY id"), conn)
+
+
+def side_by_side(before: pd.DataFrame, after: pd.DataFrame, titles=("before", "after")):
+    """Return one frame showing ``before`` and ``after`` next to each other under two headers."""
+    return pd.concat({titles[0]: before, titles[1]: after}, axis=1)

