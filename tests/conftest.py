@@ -30,3 +30,54 @@ def student_db(monkeypatch, request):
 def repo_env():
     """Return os.environ for a subprocess run from the repository root."""
     return dict(os.environ)
+
+
+# --------------------------------------------------------------------------- extra servers
+
+@pytest.fixture(scope="session")
+def scram_server():
+    """A second PostgreSQL 18 from the bundled binaries: scram-sha-256 passwords on 127.0.0.1.
+
+    Its superuser's password is full of URL special characters, the case that breaks
+    configparser and naive URL handling. Stopped and deleted at the end of the session.
+    """
+    import servers
+
+    server = servers.start_server(password="p@ss%w:rd/ 1", tcp=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def novector_server():
+    """A PostgreSQL 18 built from a copy of the bundled binaries without pgvector."""
+    import servers
+
+    server = servers.start_server(with_vector=False)
+    yield server
+    server.stop()
+
+
+# --------------------------------------------------------------------------- pytest-alembic
+
+def pytest_configure(config):
+    """Keep pytest-alembic from binding its tests to this file; test_chain.py imports them.
+
+    pytest-alembic 0.13's own collector (bound to tests/conftest.py) crashes on pytest 9
+    ("TestCollector object has no attribute _nodeid"). Its fixtures and built-in tests
+    work fine when imported into a test module, so point its binding path nowhere.
+    """
+    if hasattr(config.option, "pytest_alembic_tests_path"):
+        config.option.pytest_alembic_tests_path = "tests/pytest-alembic-is-imported-in-test_chain.py"
+
+
+@pytest.fixture
+def alembic_config():
+    """Point pytest-alembic at the lab's own alembic.ini (and so its env.py and revisions)."""
+    return phases.config()
+
+
+@pytest.fixture
+def alembic_engine(student_db):
+    """The lab's engine for a database of the test's own, for pytest-alembic's built-in tests."""
+    return runtime.engine(student_db)

@@ -34,8 +34,7 @@ branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
 INSTALL_PGVECTOR = (
-    "Install pgvector on the server (Debian/Ubuntu: apt install postgresql-NN-pgvector;\n"
-    "macOS: brew install pgvector; see https://github.com/pgvector/pgvector#installation),\n"
+    "Install pgvector on it (https://github.com/pgvector/pgvector#installation),\n"
     "or unset DATABASE_URL to use the embedded server, which includes it."
 )
 

