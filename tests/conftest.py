@@ -23,7 +23,13 @@ def student_db(monkeypatch, request):
     name = "t_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:12]
     monkeypatch.setenv("LAB_STUDENT", name)
     phases.goto(0)
-    yield runtime.resolve_url()
+    url = runtime.resolve_url()
+    yield url
+    runtime.engine(url).dispose()
+    raw = os.environ.get("DATABASE_URL")
+    server = runtime.engine(runtime.parse_database_url(raw) if raw else url.set(database="postgres"))
+    with server.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "lab_{name}" WITH (FORCE)')
 
 
 @pytest.fixture
