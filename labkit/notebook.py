@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from . import phases, runtime
+from . import display, phases, runtime
 
 
 class Phase:
@@ -23,6 +23,7 @@ class Phase:
         self.version_dir = phases.workspace(phase)
         self.cfg: Config = phases.config(version_dir=self.version_dir, metadata=metadata)
         self.cfg.attributes["quiet_paths"] = True
+        self.cfg.stdout = display.RelativeStdout()  # history --verbose prints relative paths
 
     def use_model(self, metadata: sa.MetaData) -> None:
         """Make autogenerate compare the database with this model."""
