@@ -10,6 +10,7 @@ On the command line, from the repository root::
     python -m lab_helpers goto N    # the end of phase N (0-4), with sample data
     python -m lab_helpers reset     # the same as goto 0: an empty lab database
     python -m lab_helpers stop      # stop the embedded server (it outlives kernels)
+    python -m lab_helpers refresh-notebooks   # re-execute notebooks, rewrite their outputs
 """
 
 from __future__ import annotations
@@ -20,15 +21,16 @@ import sys
 
 import sqlalchemy as sa
 
-from labkit import notebook, phases, runtime
+from labkit import display, notebook, phases, runtime
 from labkit.embedding import embed
 from labkit.errors import DataLossRefused, LabError
 from labkit.models import EMBEDDING_DIM, NAMING_CONVENTION
 
 __all__ = [
     "DataLossRefused", "EMBEDDING_DIM", "LabError", "NAMING_CONVENTION", "Phase", "REVISIONS",
-    "SAMPLE_USERS", "alembic_config", "embed", "engine", "goto", "reset", "script_text",
-    "show_script", "side_by_side", "start", "status", "url", "users",
+    "SAMPLE_USERS", "alembic_config", "diff_tables", "embed", "engine", "goto", "history_diagram",
+    "relative", "relative_paths", "reset", "schema_diagram", "script_text", "show_script",
+    "side_by_side", "start", "status", "url", "users",
 ]
 
 REVISIONS = phases.REVISIONS
@@ -41,6 +43,38 @@ users = notebook.users
 show_script = notebook.show_script
 script_text = notebook.script_text
 side_by_side = notebook.side_by_side
+
+# What the learner sees (labkit/display.py): Mermaid diagrams and highlighted before/after tables.
+schema_diagram = display.schema_diagram
+history_diagram = display.history_diagram
+diff_tables = display.diff_tables
+relative_paths = display.relative_paths
+relative = display.relative
+
+# Notebooks 3 and 4 (labkit/lessons.py): rehearse and roll back, an application's connection,
+# expand/contract, squawk, JSONB and vector sample data, flat-against-linear timing.
+from labkit import lessons  # noqa: E402
+
+SAMPLE_SETTINGS = phases.SAMPLE_SETTINGS
+query = lessons.frame
+checksum = lessons.checksum
+short_error = lessons.short_error
+rehearsal = lessons.rehearsal
+scratch_copy = lessons.scratch_copy
+run_sql = lessons.run_sql
+app_connection = lessons.app_connection
+offline_sql = lessons.offline_sql
+squawk = lessons.squawk
+squawk_rules = lessons.squawk_rules
+expand_contract_steps = lessons.expand_contract_steps
+expand_contract = lessons.expand_contract
+flat_vs_linear = lessons.flat_vs_linear
+flat_vs_linear_verdict = lessons.flat_vs_linear_verdict
+__all__ += [
+    "SAMPLE_SETTINGS", "app_connection", "checksum", "expand_contract", "expand_contract_steps",
+    "flat_vs_linear", "flat_vs_linear_verdict", "offline_sql", "query", "rehearsal",
+    "run_sql", "scratch_copy", "short_error", "squawk", "squawk_rules",
+]
 
 
 def url() -> sa.URL:
@@ -79,7 +113,8 @@ def status() -> dict[str, str]:
         row = conn.execute(sa.text(
             "SELECT default_version, installed_version FROM pg_available_extensions "
             "WHERE name = 'vector'")).first()
-    pgvector = ("not available on this server" if row is None else
+    pgvector = ("not available on this server: install it, see github.com/pgvector/pgvector"
+                if row is None else
                 f"{row.installed_version} (installed)" if row.installed_version else
                 f"{row.default_version} (available, not yet installed)")
     kind = "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded"
@@ -107,6 +142,8 @@ def _cli(argv: list[str]) -> int:
     sub.add_parser("doctor", help="preflight: check this machine before class")
     copies = sub.add_parser("student-copies", help="write the notebooks without their solutions")
     copies.add_argument("dest", nargs="?", default="student-notebooks", help="output folder")
+    refresh = sub.add_parser("refresh-notebooks", help="re-execute notebooks, rewrite their outputs")
+    refresh.add_argument("paths", nargs="*", help="notebooks (default: notebooks/*.ipynb)")
     args = parser.parse_args(argv)
 
     if args.command == "url":
@@ -124,6 +161,9 @@ def _cli(argv: list[str]) -> int:
     elif args.command == "student-copies":
         from labkit import exercises
         return exercises.main(args.dest)
+    elif args.command == "refresh-notebooks":
+        from labkit import refresh
+        return refresh.main(args.paths)
     elif args.command == "stop":
         print("Stopped the embedded server." if runtime.stop_embedded()
               else "The embedded server was not running.")
