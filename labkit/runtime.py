@@ -7,6 +7,7 @@ them agree on which server and which database they talk to.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import stat
@@ -122,6 +123,13 @@ def embedded_running() -> bool:
     return _postmaster(pgdata_dir()) is not None
 
 
+def _forget_handle(pgserver, pgdata: Path) -> None:
+    """Drop the library's handle on a server, and its exit hook, which would fail without it."""
+    stale = pgserver.PostgresServer._instances.pop(pgdata, None)
+    if stale is not None:
+        atexit.unregister(stale._cleanup)
+
+
 def start_embedded() -> URL:
     """Start the embedded server, or reuse the running one, and return its server-level URL."""
     pgdata = pgdata_dir()
@@ -130,7 +138,7 @@ def start_embedded() -> URL:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         _check_permissions(pgdata)
         pgserver, _ = _pgserver()
-        pgserver.PostgresServer._instances.pop(pgdata, None)  # a stale handle would skip the start
+        _forget_handle(pgserver, pgdata)  # a stale handle would skip the start
         try:
             server = pgserver.get_server(pgdata, cleanup_mode=None)
         except (subprocess.SubprocessError, OSError, RuntimeError, AssertionError) as exc:
@@ -157,7 +165,7 @@ def stop_embedded() -> bool:
     user = "pgserver" if _is_root() else None
     pgexec("pg_ctl", ("-D", str(pgdata), "-m", "fast", "-w", "stop"),
            bin_path=utils.POSTGRES_VERSIONS[utils.TARGET_POSTGRES_VERSION], user=user)
-    pgserver.PostgresServer._instances.pop(pgdata, None)
+    _forget_handle(pgserver, pgdata)
     return True
 
 

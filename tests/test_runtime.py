@@ -335,6 +335,25 @@ def test_two_processes_share_one_server():
     assert not pid_file.exists()
 
 
+def test_one_process_can_start_stop_and_start_again_cleanly():
+    """A kernel that stops the server and starts it again must not print the library's
+    KeyError from its exit hook: the lab drops the hook together with the stale handle."""
+    home = open_temp_dir("labrestart")
+    data = str(home / "lab")
+    script = ("from labkit import runtime\n"
+              "runtime.start_embedded(); runtime.stop_embedded()\n"
+              "runtime.start_embedded(); print(runtime.embedded_running())\n"
+              "runtime.stop_embedded()\n")
+    try:
+        done = run([sys.executable, "-c", script], LAB_DATA_DIR=data)
+    finally:
+        lab("stop", LAB_DATA_DIR=data)
+        shutil.rmtree(home, ignore_errors=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
+    assert "Traceback" not in done.stderr and "KeyError" not in done.stderr, done.stderr
+
+
 # --------------------------------------------------------------------------- running as root
 
 def make_tree(base: Path, spec: dict[str, int]) -> None:
