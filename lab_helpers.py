@@ -10,7 +10,9 @@ On the command line, from the repository root::
     python -m lab_helpers goto N    # the end of phase N (0-4), with sample data
     python -m lab_helpers reset     # the same as goto 0: an empty lab database
     python -m lab_helpers stop      # stop the embedded server (it outlives kernels)
-    python -m lab_helpers refresh-notebooks   # re-execute notebooks, rewrite their outputs
+    python -m lab_helpers doctor    # preflight: is this machine ready for class?
+    python -m lab_helpers student-copies DEST  # the notebooks without their solutions
+    python -m lab_helpers refresh-notebooks    # re-execute notebooks, rewrite their outputs
 """
 
 from __future__ import annotations
@@ -21,28 +23,31 @@ import sys
 
 import sqlalchemy as sa
 
-from labkit import display, notebook, phases, runtime
+from labkit import display, lessons, notebook, phases, runtime
 from labkit.embedding import embed
 from labkit.errors import DataLossRefused, LabError
 from labkit.models import EMBEDDING_DIM, NAMING_CONVENTION
 
 __all__ = [
     "DataLossRefused", "EMBEDDING_DIM", "LabError", "NAMING_CONVENTION", "Phase", "REVISIONS",
-    "SAMPLE_USERS", "alembic_config", "diff_tables", "embed", "engine", "goto", "history_diagram",
-    "relative", "relative_paths", "reset", "schema_diagram", "script_text", "show_script",
-    "side_by_side", "start", "status", "url", "users",
+    "SAMPLE_SETTINGS", "SAMPLE_USERS", "alembic_config", "app_connection", "checksum",
+    "diff_tables", "embed", "engine", "expand_contract", "flat_vs_linear",
+    "flat_vs_linear_verdict", "goto", "history_diagram", "offline_sql", "query", "rehearsal",
+    "relative", "relative_paths", "reset", "run_sql", "schema_diagram", "scratch_copy",
+    "script_text", "short_error", "show_script", "squawk", "squawk_rules", "start", "status",
+    "url", "users",
 ]
 
 REVISIONS = phases.REVISIONS
 SAMPLE_USERS = phases.SAMPLE_USERS
+SAMPLE_SETTINGS = phases.SAMPLE_SETTINGS
 
-# Notebook helpers (labkit/notebook.py): start a phase, autogenerate, show tables and scripts.
+# Every notebook (labkit/notebook.py): start a phase, autogenerate, show tables and scripts.
 Phase = notebook.Phase
 start = notebook.start
 users = notebook.users
 show_script = notebook.show_script
 script_text = notebook.script_text
-side_by_side = notebook.side_by_side
 
 # What the learner sees (labkit/display.py): Mermaid diagrams and highlighted before/after tables.
 schema_diagram = display.schema_diagram
@@ -52,10 +57,7 @@ relative_paths = display.relative_paths
 relative = display.relative
 
 # Notebooks 3 and 4 (labkit/lessons.py): rehearse and roll back, an application's connection,
-# expand/contract, squawk, JSONB and vector sample data, flat-against-linear timing.
-from labkit import lessons  # noqa: E402
-
-SAMPLE_SETTINGS = phases.SAMPLE_SETTINGS
+# expand/contract, squawk, SQL into frames, flat-against-linear timing.
 query = lessons.frame
 checksum = lessons.checksum
 short_error = lessons.short_error
@@ -66,15 +68,9 @@ app_connection = lessons.app_connection
 offline_sql = lessons.offline_sql
 squawk = lessons.squawk
 squawk_rules = lessons.squawk_rules
-expand_contract_steps = lessons.expand_contract_steps
 expand_contract = lessons.expand_contract
 flat_vs_linear = lessons.flat_vs_linear
 flat_vs_linear_verdict = lessons.flat_vs_linear_verdict
-__all__ += [
-    "SAMPLE_SETTINGS", "app_connection", "checksum", "expand_contract", "expand_contract_steps",
-    "flat_vs_linear", "flat_vs_linear_verdict", "offline_sql", "query", "rehearsal",
-    "run_sql", "scratch_copy", "short_error", "squawk", "squawk_rules",
-]
 
 
 def url() -> sa.URL:

@@ -88,8 +88,3 @@ def users(columns: str = "*") -> pd.DataFrame:
         if not sa.inspect(conn).has_table("users"):
             return pd.DataFrame()
         return pd.read_sql(sa.text(f"SELECT {columns} FROM users ORDER BY id"), conn)
-
-
-def side_by_side(before: pd.DataFrame, after: pd.DataFrame, titles=("before", "after")):
-    """Return one frame showing ``before`` and ``after`` next to each other under two headers."""
-    return pd.concat({titles[0]: before, titles[1]: after}, axis=1)
