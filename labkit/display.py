@@ -63,8 +63,6 @@ class RelativeStdout:
         self.target = target
 
     def write(self, text: str) -> int:
-        from .notebook import relative
-
         return (self.target or sys.stdout).write(_FRESH_DATE.sub(r"\1(today)", relative(text)))
 
     def flush(self) -> None:
@@ -73,9 +71,10 @@ class RelativeStdout:
 
 def relative(path_or_text) -> str:
     """Return a path (or text) with the repository and data folder shown relative, e.g. .lab/workspace/..."""
-    from .notebook import relative as _relative
-
-    return _relative(str(path_or_text))
+    text = str(path_or_text)
+    for root, name in ((runtime.data_root(), ".lab"), (runtime.REPO, ".")):
+        text = text.replace(str(root), name)
+    return text
 
 
 @contextlib.contextmanager

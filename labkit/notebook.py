@@ -34,7 +34,7 @@ class Phase:
         out = io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             script = command.revision(self.cfg, message=message, autogenerate=True, rev_id=rev_id)
-        print(relative(out.getvalue()).rstrip())
+        print(display.relative(out.getvalue()).rstrip())
         phases.forget_bytecode(self.version_dir)
         return Path(script.path)
 
@@ -62,23 +62,30 @@ def start(phase: int, metadata: sa.MetaData | None = None) -> Phase:
 _DATE = re.compile(r"^(Create Date: ).*$", re.MULTILINE)
 
 
-def relative(text: str) -> str:
-    """Replace absolute paths of the repository and the data folder with short relative ones."""
-    for root, name in ((runtime.data_root(), ".lab"), (runtime.REPO, ".")):
-        text = text.replace(str(root), name)
-    return text
-
-
 def script_text(path: Path) -> str:
     """Return a revision's source with its volatile Create Date line fixed."""
     return _DATE.sub(r"\1(today)", Path(path).read_text())
 
 
+class ScriptView:
+    """A revision file shown as highlighted Python; its plain-text form (what nbval compares) is the source."""
+
+    def __init__(self, path: Path):
+        self.name = display.relative(path)
+        self.text = script_text(path)
+
+    def _repr_markdown_(self) -> str:
+        return f"`{self.name}`\n\n```python\n{self.text}\n```"
+
+    def __repr__(self) -> str:
+        return f"# {self.name}\n{self.text}"
+
+
 def show_script(path: Path) -> None:
     """Display a revision file as highlighted Python."""
-    from IPython.display import Markdown, display
+    from IPython.display import display as show
 
-    display(Markdown(f"`{relative(str(path))}`\n\n```python\n{script_text(path)}\n```"))
+    show(ScriptView(path))
 
 
 def users(columns: str = "*") -> pd.DataFrame:
