@@ -245,6 +245,26 @@ def test_guarded_downgrade_refuses_with_data_then_passes_with_the_flag(student_d
     assert rows("SELECT id, name FROM users ORDER BY id") == [(r[0], r[1]) for r in before]
 
 
+def test_downgrading_phase1_refuses_to_drop_a_table_with_rows(student_db):
+    """Downgrading 0001 drops the whole table: with rows in it, it must refuse like the column guards."""
+    command.upgrade(cfg(), R1)
+    execute("INSERT INTO users (name) VALUES ('Ada'), ('Grace')")
+
+    refused = alembic_cli("downgrade", "base")
+    text = output(refused)
+    assert refused.returncode != 0
+    assert "table 'users'" in text and "2 rows" in text
+    assert "alembic -x allow_data_loss=true downgrade base" in text
+    assert "Traceback" not in text and len(text.strip().splitlines()) <= 10
+    assert version() == R1
+    assert rows("SELECT name FROM users ORDER BY id") == [("Ada",), ("Grace",)]
+
+    execute("DELETE FROM users")
+    emptied = alembic_cli("downgrade", "base")
+    assert emptied.returncode == 0, output(emptied)
+    assert version() is None
+
+
 def test_guarded_downgrade_of_phase4_from_python(student_db):
     """Notebooks reach the same guard through alembic.command, and confirm with an attribute."""
     command.upgrade(cfg(), "head")
