@@ -18,7 +18,6 @@ On the command line, from the repository root::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import sqlalchemy as sa
@@ -113,10 +112,10 @@ def status() -> dict[str, str]:
                 if row is None else
                 f"{row.installed_version} (installed)" if row.installed_version else
                 f"{row.default_version} (available, not yet installed)")
-    kind = "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded"
+    kind = "DATABASE_URL" if runtime.database_url_setting() else "embedded"
     return {
         "server": f"PostgreSQL {version} ({kind}, {runtime.where(eng.url)})",
-        "database": eng.url.database or "",
+        "database": eng.url.database or f"(none named: the server uses {eng.url.username or 'your user name'!r})",
         "revision": revision,
         "pgvector": pgvector,
         "data folder": str(runtime.pgdata_dir()) if kind == "embedded" else "(on the server)",

@@ -75,11 +75,30 @@ def forget_bytecode(version_dir: Path) -> None:
     shutil.rmtree(Path(version_dir) / "__pycache__", ignore_errors=True)
 
 
+def _refuse_foreign_tables(conn: sa.Connection, names: list[str]) -> None:
+    """Raise unless the users/alembic_version tables in a database the lab does not own are the lab's."""
+    if runtime.lab_owns_database():
+        return
+    revision = current_revision(conn) if "alembic_version" in names else None
+    foreign_version = revision is not None and revision not in REVISIONS.values()
+    foreign_users = "users" in names and revision not in REVISIONS.values()
+    if not (foreign_version or foreign_users):
+        return
+    what = (f"an alembic_version at {revision!r}, which is not one of this lab's revisions"
+            if foreign_version else "a users table that this lab did not create")
+    raise LabError(
+        f"The database {conn.engine.url.database!r} named in DATABASE_URL has {what},\n"
+        "so the lab will not drop it. Nothing was changed. Point DATABASE_URL at an empty database\n"
+        "made for the lab, or set LAB_STUDENT=<name> to work in a database lab_<name> of its own."
+    )
+
+
 def _drop_lab_objects(conn: sa.Connection) -> None:
     names = conn.scalars(sa.text(
         "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
         "AND (tablename IN ('users', 'alembic_version') OR starts_with(tablename, :p))"),
         {"p": SCRATCH_PREFIX}).all()
+    _refuse_foreign_tables(conn, names)
     prep = conn.dialect.identifier_preparer
     for name in names:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {prep.quote_identifier(name)} CASCADE"))

@@ -171,12 +171,27 @@ def stop_embedded() -> bool:
 
 # --------------------------------------------------------------------------- URL resolution
 
+ENCODE_HINT = ("A password with special characters must be URL-encoded:\n"
+               "@ as %40, % as %25, : as %3A, / as %2F (urllib.parse.quote(password, safe='')).")
+
+
+def database_url_setting() -> str | None:
+    """Return DATABASE_URL, or None when it is unset or blank."""
+    return os.environ.get("DATABASE_URL", "").strip() or None
+
+
 def parse_database_url(raw: str) -> URL:
     """Parse a DATABASE_URL, accepting postgres:// and postgresql://, and use psycopg2."""
+    raw = raw.strip()
+    # Never echo the text: it may hold a password. An unencoded @ would also split it wrongly.
+    authority = raw.split("://", 1)[1].split("?", 1)[0] if "://" in raw else ""
+    if authority.count("@") > 1:
+        raise LabError(f"DATABASE_URL has more than one @ before the host.\n{ENCODE_HINT}")
     try:
-        url = make_url(raw.strip())
+        url = make_url(raw)
     except (ArgumentError, ValueError):
-        raise LabError(f"DATABASE_URL is not a database URL. Expected the form {URL_EXAMPLE}.") from None
+        raise LabError(f"DATABASE_URL is not a database URL. Expected the form {URL_EXAMPLE}.\n"
+                       f"{ENCODE_HINT}") from None
     backend = url.drivername.split("+")[0]
     if backend not in ("postgres", "postgresql"):
         raise LabError(
@@ -201,7 +216,7 @@ def student_name() -> str | None:
 
 def resolve_url() -> URL:
     """Return the URL of the lab database: DATABASE_URL or the embedded server, per LAB_STUDENT."""
-    raw = os.environ.get("DATABASE_URL")
+    raw = database_url_setting()
     student = student_name()
     base = parse_database_url(raw) if raw else start_embedded().set(database=EMBEDDED_DATABASE)
     if raw is None:
@@ -211,6 +226,14 @@ def resolve_url() -> URL:
     name = f"lab_{student}"
     _ensure_database(base, name)
     return base.set(database=name)
+
+
+def lab_owns_database() -> bool:
+    """Return whether the lab created the database it works in (embedded ``lab``, or ``lab_<student>``).
+
+    Only then may ``goto``/``reset`` drop a ``users`` table without asking whose it is.
+    """
+    return database_url_setting() is None or student_name() is not None
 
 
 def describe(url: URL) -> str:

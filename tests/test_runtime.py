@@ -197,6 +197,64 @@ def test_missing_database_fails_short_and_is_not_created(scram_server):
     eng.dispose()
 
 
+def test_reset_never_drops_a_users_table_the_lab_did_not_create(scram_server):
+    """DATABASE_URL may name an application's database: its own users table must survive reset.
+
+    The lab drops users/alembic_version freely only in databases it created (embedded `lab`,
+    `lab_<student>`); elsewhere only when alembic_version shows one of its own revisions.
+    """
+    admin = sa.create_engine(scram_server.sa_url("postgres"))
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("DROP DATABASE IF EXISTS appdb")
+        conn.exec_driver_sql("CREATE DATABASE appdb")
+    app = sa.create_engine(scram_server.sa_url("appdb"))
+    try:
+        with app.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE users (id int PRIMARY KEY, login text)")
+            conn.exec_driver_sql("INSERT INTO users VALUES (1, 'root'), (2, 'ada')")
+        url = scram_server.url("appdb")
+        for args in (("reset",), ("goto", "2")):
+            done = lab(*args, DATABASE_URL=url, LAB_STUDENT=None)
+            assert done.returncode != 0
+            text = assert_short_and_secret_free(done, scram_server.password)
+            assert "did not create" in text and "LAB_STUDENT" in text
+        with app.connect() as conn:
+            assert conn.execute(sa.text("SELECT login FROM users ORDER BY id")).scalars().all() == [
+                "root", "ada"]
+        # Once the table is gone, the same database works as a lab database, reset included.
+        with app.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE users")
+        for args in (("goto", "2"), ("reset",)):
+            done = lab(*args, DATABASE_URL=url, LAB_STUDENT=None)
+            assert done.returncode == 0, text_of(done)
+    finally:
+        app.dispose()
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("DROP DATABASE IF EXISTS appdb WITH (FORCE)")
+        admin.dispose()
+
+
+def test_an_unencoded_at_sign_in_the_password_is_refused_without_echoing_it():
+    """`user:secret@ss@host` would show `ss@host` as the host: refuse, and say how to encode."""
+    done = lab("status", DATABASE_URL="postgresql://bob:secret@ss@127.0.0.1:1/db", LAB_STUDENT=None)
+    assert done.returncode != 0
+    text = assert_short_and_secret_free(done, "secret@ss", "ss@127")
+    assert "URL-encoded" in text and "%40" in text
+
+
+def test_a_blank_database_url_means_the_embedded_server(tmp_path):
+    """`DATABASE_URL=` (set but empty) must behave as unset, even on a fresh data folder."""
+    home = open_temp_dir("labblank")
+    data = str(home / "lab")
+    try:
+        done = lab("status", LAB_DATA_DIR=data, DATABASE_URL="", LAB_STUDENT=None)
+        assert done.returncode == 0, text_of(done)
+        assert "embedded" in done.stdout and "database:    lab" in done.stdout
+    finally:
+        lab("stop", LAB_DATA_DIR=data)
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def test_server_without_pgvector_fails_short_and_rolls_back(novector_server):
     """Phase 4 needs pgvector: say how to install it, and leave phases 1-3 un-applied too."""
     url = novector_server.url("postgres")
