@@ -49,6 +49,15 @@ def _short(exc: BaseException) -> str:
     return scrub(lines[0] if lines else type(exc).__name__)
 
 
+def split_advice(message: str) -> tuple[str, str]:
+    """Split a LabError's message into (what happened, its own advice after "To avoid it,")."""
+    what, sep, advice = message.partition("To avoid it,")
+    if not sep:
+        return message, ""
+    advice = " ".join(advice.split())
+    return what.strip(), advice[:1].lower() + advice[1:]
+
+
 def read_requirements(path: Path = REQUIREMENTS) -> list:
     """Return the ``packaging`` Requirements named in requirements.txt (options like ``-e .`` skipped)."""
     from packaging.requirements import Requirement
@@ -140,8 +149,10 @@ def check_database() -> tuple[Check, object]:
         with eng.connect() as conn:
             version = conn.scalar(sa.text("SHOW server_version"))
     except LabError as exc:
-        message = str(exc).strip()
-        if "LAB_STUDENT" in message:
+        message, advice = split_advice(str(exc).strip())
+        if advice:
+            fix = advice
+        elif "LAB_STUDENT" in message:
             fix = "export LAB_STUDENT=alice (a lowercase name), or unset LAB_STUDENT"
         elif "CREATEDB" in message:
             fix = "the admin grants CREATEDB or creates the database (docs/instructor-guide.md)"
@@ -187,6 +198,8 @@ def check_hnsw(eng) -> Check:
         if "permission denied" in text:
             fix = (f"ask the admin to run CREATE EXTENSION vector in database {eng.url.database!r}, "
                    "or to make you its owner")
+        elif "is not available" in text or "control file" in text:
+            fix = "install pgvector on the server first (see the pgvector line)"
         else:
             fix = "upgrade pgvector to 0.5 or newer (HNSW arrived in 0.5.0)"
         return Check("HNSW index", False, text, fix)
@@ -210,12 +223,16 @@ def run_checks() -> list[Check]:
     rows += [_guarded("Data folder", check_data_folder), _guarded("Free disk", check_disk)]
     db, eng = check_database()
     rows.append(db)
-    for name, check in (("pgvector", check_pgvector), ("HNSW index", check_hnsw)):
-        if eng is None:
-            rows.append(Check(name, False, "not checked: no database connection",
-                              "fix the database line above first"))
-        else:
-            rows.append(_guarded(name, check, eng))
+    if eng is None:
+        return rows + [Check(n, False, "not checked: no database connection",
+                             "fix the database line above first") for n in ("pgvector", "HNSW index")]
+    vector = _guarded("pgvector", check_pgvector, eng)
+    rows.append(vector)
+    if not vector.ok:
+        rows.append(Check("HNSW index", False, "not checked: pgvector is not available",
+                          "install pgvector first (the fix on the pgvector line above)"))
+    else:
+        rows.append(_guarded("HNSW index", check_hnsw, eng))
     return rows
 
 

@@ -117,6 +117,36 @@ def test_doctor_with_a_broken_database_url_fails_with_a_fix(database_url):
     assert len(out.stdout.splitlines()) < 20, text
 
 
+def test_doctor_on_a_server_without_pgvector_says_install_it_not_upgrade_it(novector_server):
+    """Without pgvector the HNSW row must not send the instructor off to upgrade what is not there."""
+    out = run("doctor", DATABASE_URL=novector_server.url("postgres"), LAB_STUDENT=None)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0, text
+    assert "✓ DATABASE_URL" in out.stdout, text
+    assert re.search(r"✗ pgvector\s+the server has no 'vector' extension", out.stdout), text
+    assert "fix: install pgvector on the server" in out.stdout, text
+    assert re.search(r"✗ HNSW index\s+not checked: pgvector is not available", out.stdout), text
+    assert "upgrade pgvector" not in text and "Traceback" not in text, text
+
+
+def test_doctor_passes_on_the_advice_when_root_would_open_a_closed_folder(tmp_path):
+    """As root the embedded server refuses to chmod a closed parent; the fix must say how to avoid it."""
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0):
+        pytest.skip("the embedded server only loosens folder modes when run as root")
+    closed = tmp_path / "closed"
+    (closed / "x").mkdir(parents=True)
+    closed.chmod(0o700)
+    out = run("doctor", LAB_DATA_DIR=str(closed / "x" / "lab"), DATABASE_URL=None, LAB_STUDENT=None)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0, text
+    assert "✗ Embedded server" in out.stdout and str(closed) in out.stdout, text
+    fix = next(line for line in out.stdout.splitlines() if "fix:" in line)
+    assert "LAB_DATA_DIR" in fix and "normal user" in fix and "DATABASE_URL" in fix, text
+    assert "server log" not in text and "delete the data folder" not in text, text
+    assert closed.stat().st_mode & 0o777 == 0o700  # nothing was changed
+    assert not (closed / "x" / "lab" / "pgdata").exists()
+
+
 def test_doctor_reads_every_requirement():
     """The package check must cover every line of requirements.txt except ``-e .``."""
     names = {r.name for r in doctor.read_requirements()}
