@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 from alembic.autogenerate import renderers
@@ -10,6 +11,13 @@ from pgvector.sqlalchemy import HALFVEC, SPARSEVEC, Vector
 from sqlalchemy.dialects import postgresql
 
 RENAME_ADVICE = "op.alter_column(table, old_name, new_column_name=new_name)"
+# The comment flag_renames writes, as it appears in a generated script.
+HINT_BLOCK = re.compile(r"^ *# RENAME\? .*\n(?: *#   .*\n)* *# If it is a rename.*\n", re.MULTILINE)
+
+
+def strip_rename_hint(script: str) -> str:
+    """Return a generated script without the RENAME? comment (once the pair has been edited)."""
+    return HINT_BLOCK.sub("", script)
 
 
 def render_item(type_, obj, autogen_context):

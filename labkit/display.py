@@ -212,7 +212,8 @@ class TableDiff:
         return self.styler.to_html()
 
     def __repr__(self) -> str:
-        return self.frame.to_string(index=False, na_rep="NULL")
+        # na_rep alone misses all-None columns, which pandas prints as "None"
+        return self.frame.astype(object).where(self.frame.notna(), "NULL").to_string(index=False)
 
 
 def _short(value):

@@ -2,10 +2,12 @@
 
 It hashes character trigrams of the text into 384 buckets and normalises the counts, so
 texts that share words land near each other. It is NOT a language model: it knows
-spelling, not meaning. To use a real model when sentence-transformers is installed:
+spelling, not meaning. To use a real model when sentence-transformers is installed (also 384
+dimensions, and a list of floats like this one):
 
     from sentence_transformers import SentenceTransformer
-    embed = SentenceTransformer("all-MiniLM-L6-v2").encode   # also 384 dimensions
+    model = SentenceTransformer("all-MiniLM-L6-v2")
+    embed = lambda text: model.encode(text).tolist()
 """
 
 import hashlib

@@ -39,11 +39,15 @@ def frame(sql: str, conn: sa.Connection | None = None, **params) -> pd.DataFrame
 
 def checksum(column: str, table: str = "users", conn: sa.Connection | None = None) -> str:
     """Return md5 of every value of ``column`` joined in id order: equal sums, equal values."""
-    sql = f"SELECT md5(string_agg(coalesce({column}, '<NULL>'), '|' ORDER BY id)) FROM {table}"
-    if conn is not None:
-        return conn.scalar(sa.text(sql))
-    with runtime.engine().connect() as fresh:
-        return fresh.scalar(sa.text(sql))
+    sql = sa.text(f"SELECT md5(string_agg(coalesce({column}, '<NULL>'), '|' ORDER BY id)) FROM {table}")
+    try:
+        if conn is not None:
+            return conn.scalar(sql)
+        with runtime.engine().connect() as fresh:
+            return fresh.scalar(sql)
+    except DBAPIError as exc:
+        raise LabError(f"{short_error(exc)}\nRan this cell again after the migration? Start the notebook "
+                       "over from the top: lab_helpers.start(...) resets the database.") from None
 
 
 def short_error(exc: BaseException) -> str:
@@ -193,7 +197,7 @@ def expand_contract(table: str) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- flat against linear
 
-def _timed(conn: sa.Connection, *statements: str, repeat: int = 2) -> float:
+def _timed(conn: sa.Connection, *statements: str, repeat: int = 3) -> float:
     """Return the best of ``repeat`` runs of the statements, in ms, each undone by a savepoint."""
     best = float("inf")
     for _ in range(repeat):
@@ -210,7 +214,7 @@ def flat_vs_linear(sizes: tuple[int, ...] = (20_000, 200_000)) -> pd.DataFrame:
     """Time a rename (catalog only) and drop+add+backfill (writes every row) on scratch tables.
 
     Everything runs in one transaction that is rolled back, so the scratch tables never
-    outlive the call. Returns the best of two runs, in milliseconds, per table size.
+    outlive the call. Returns the best of three runs, in milliseconds, per table size.
     """
     rows = []
     with runtime.engine().connect() as conn, conn.begin() as trans:
@@ -232,11 +236,12 @@ def flat_vs_linear_verdict(timings: pd.DataFrame) -> str:
     """Return a fixed sentence from a generous comparison of the timings (never a number).
 
     Expected: the rewrite grows about 10x with 10x the rows; the rename stays near a
-    millisecond. The thresholds (3x growth, 5x apart) leave room for a noisy machine.
+    millisecond. The thresholds (2x growth, 5x apart) leave room for a noisy machine, and
+    the best of three runs shrugs off a single hiccup.
     """
     small, big = timings.index.min(), timings.index.max()
     rewrite, rename = timings["drop+add+backfill (ms)"], timings["rename (ms)"]
-    if rewrite[big] > 3 * rewrite[small] and rename[big] * 5 < rewrite[big]:
+    if rewrite[big] > 2 * rewrite[small] and rename[big] * 5 < rewrite[big]:
         return (f"With {big // small}x the rows, the drop+add+backfill took several times longer; "
                 "the rename did not, because it only touches the catalog.")
     return "The timings were too noisy to compare on this machine; run the cell again."

@@ -12,7 +12,10 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from . import display, phases, runtime
+from . import autogen, display, phases, runtime
+from .errors import LabError
+
+RESTART = "lab_helpers.start(...) resets the database to where the notebook begins."
 
 
 class Phase:
@@ -22,7 +25,6 @@ class Phase:
         self.phase = phase
         self.version_dir = phases.workspace(phase)
         self.cfg: Config = phases.config(version_dir=self.version_dir, metadata=metadata)
-        self.cfg.attributes["quiet_paths"] = True
         self.cfg.stdout = display.RelativeStdout()  # history --verbose prints relative paths
 
     def use_model(self, metadata: sa.MetaData) -> None:
@@ -30,7 +32,21 @@ class Phase:
         self.cfg.attributes["target_metadata"] = metadata
 
     def autogenerate(self, message: str, rev_id: str) -> Path:
-        """Autogenerate revision ``rev_id`` into the workspace; print what Alembic said, paths made relative."""
+        """Autogenerate revision ``rev_id`` into the workspace; print what Alembic said, paths made relative.
+
+        Run again before the upgrade, it writes the script afresh. After the upgrade it stops
+        with a short message: the database already has the change, so there is nothing to compare.
+        """
+        existing = self.script(rev_id)
+        if existing.exists():
+            with runtime.engine().connect() as conn:
+                at = phases.current_revision(conn)
+            if at != self._parent_of(rev_id):
+                raise LabError(
+                    f"{rev_id} was already generated and the database is now at {at or 'base'}.\n"
+                    f"To generate it again, start this notebook over from the top: {RESTART}")
+            existing.unlink()  # never let a second file claim the same id: that corrupts the history
+            phases.forget_bytecode(self.version_dir)
         out = io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             script = command.revision(self.cfg, message=message, autogenerate=True, rev_id=rev_id)
@@ -38,16 +54,32 @@ class Phase:
         phases.forget_bytecode(self.version_dir)
         return Path(script.path)
 
+    def _parent_of(self, rev_id: str) -> str | None:
+        ids = list(phases.REVISIONS.values())
+        return ids[ids.index(rev_id) - 1] if rev_id in ids and ids.index(rev_id) > 0 else None
+
+    def drop_rename_hint(self, rev_id: str) -> Path:
+        """Remove the RENAME? comment autogenerate wrote into a workspace revision."""
+        path = self.script(rev_id)
+        path.write_text(autogen.strip_rename_hint(path.read_text()))
+        phases.forget_bytecode(self.version_dir)
+        return path
+
     def script(self, rev_id: str) -> Path:
         """Return the path of a revision in this workspace."""
         return self.version_dir / f"{rev_id}.py"
 
     def edit(self, rev_id: str, old: str, new: str) -> Path:
-        """Replace the text ``old`` (which must occur) with ``new`` in a workspace revision."""
+        """Replace the text ``old`` with ``new`` in a workspace revision; run twice, it changes nothing."""
         path = self.script(rev_id)
         text = path.read_text()
+        if new and new in text and (old not in text or old in new):
+            print(f"Already edited: {path.name} has the new text.")
+            return path
         if old not in text:
-            raise ValueError(f"{old!r} does not occur in {path.name}")
+            first = old.strip().splitlines()[0] if old.strip() else repr(old)
+            raise LabError(f"{path.name} has no text {first!r}...\n"
+                           f"Check the spelling, or start this notebook over from the top: {RESTART}")
         path.write_text(text.replace(old, new))
         phases.forget_bytecode(self.version_dir)
         return path

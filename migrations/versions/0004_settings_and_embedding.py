@@ -15,8 +15,8 @@ Create Date: 2026-11-28 00:00:00
 - The HNSW index serves nearest-neighbour search by cosine distance (``<=>``).
 
 The downgrade drops the index and columns, refusing while any row holds settings other
-than ``{}`` or an embedding. It leaves the extension installed: other tables or databases
-objects may use it, and dropping an extension needs more privilege than creating it.
+than ``{}`` or an embedding. It leaves the extension installed: other tables or other
+database objects may use it, and dropping an extension needs more privilege than creating it.
 """
 from typing import Sequence, Union
 

@@ -1,0 +1,65 @@
+"""The notebook helpers survive what learners do: run a cell twice, or out of order."""
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.script import ScriptDirectory
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+import pytest
+from labkit import notebook, phases
+from labkit.errors import LabError
+from labkit.models import NAMING_CONVENTION
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    full_name: Mapped[str] = mapped_column(sa.String(100))
+    email: Mapped[str | None] = mapped_column(sa.String(255))
+    bio: Mapped[str | None] = mapped_column(sa.Text)
+
+
+REV = phases.REVISIONS[3]
+
+
+def test_autogenerate_twice_before_the_upgrade_keeps_one_clean_history(student_db):
+    """A second autogenerate with the same rev_id must not chain the file onto itself (a cycle)."""
+    ph = notebook.start(3, Base.metadata)
+    ph.autogenerate("rename", rev_id=REV)
+    ph.autogenerate("rename", rev_id=REV)
+    script = ScriptDirectory.from_config(ph.cfg)
+    assert script.get_heads() == [REV]
+    assert script.get_revision(REV).down_revision == phases.REVISIONS[2]
+    assert len(list(ph.version_dir.glob("*.py"))) == 3
+
+
+def test_autogenerate_after_the_upgrade_says_to_start_over(student_db):
+    """Once the database is past the revision there is nothing to compare: a short message, not Alembic's."""
+    ph = notebook.start(3, Base.metadata)
+    ph.autogenerate("rename", rev_id=REV)
+    ph.edit(REV, "nullable=False))\n    op.drop_column('users', 'name')",
+            "nullable=True))\n    op.drop_column('users', 'name')")
+    command.upgrade(ph.cfg, "head")
+    with pytest.raises(LabError, match="start this notebook over"):
+        ph.autogenerate("rename", rev_id=REV)
+
+
+def test_edit_twice_changes_nothing_and_a_wrong_edit_is_short(student_db, capsys):
+    """Re-running an edit cell is a no-op; an edit whose text is not there says so in two lines."""
+    ph = notebook.start(3, Base.metadata)
+    ph.autogenerate("rename", rev_id=REV)
+    ph.drop_rename_hint(REV)
+    old, new = "op.drop_column('users', 'name')", "op.drop_column('users', 'name')  # reviewed"
+    ph.edit(REV, old, new)
+    once = ph.script(REV).read_text()
+    ph.edit(REV, old, new)
+    assert ph.script(REV).read_text() == once
+    assert "Already edited" in capsys.readouterr().out
+    assert "RENAME?" not in once
+    with pytest.raises(LabError) as info:
+        ph.edit(REV, "op.no_such_call()", "x")
+    assert len(str(info.value).splitlines()) == 2
