@@ -105,9 +105,7 @@ def status() -> dict[str, str]:
     with eng.connect() as conn:
         version = conn.scalar(sa.text("SHOW server_version"))
         revision = phases.current_revision(conn) or "none (empty database)"
-        row = conn.execute(sa.text(
-            "SELECT default_version, installed_version FROM pg_available_extensions "
-            "WHERE name = 'vector'")).first()
+        row = runtime.vector_extension(conn)
     pgvector = ("not available on this server: install it, see github.com/pgvector/pgvector"
                 if row is None else
                 f"{row.installed_version} (installed)" if row.installed_version else

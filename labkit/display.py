@@ -164,10 +164,7 @@ def schema_diagram(highlight=None, title: str | None = None) -> Mermaid:
 # --------------------------------------------------------------------------- revision graph
 
 def _current(cfg: Config) -> set[str]:
-    handed = cfg.attributes.get("connection")
-    if isinstance(handed, sa.Connection):
-        return set(MigrationContext.configure(handed).get_current_heads())
-    with (handed if isinstance(handed, sa.Engine) else runtime.engine()).connect() as conn:
+    with runtime.connection(cfg.attributes.get("connection")) as conn:
         return set(MigrationContext.configure(conn).get_current_heads())
 
 

@@ -136,7 +136,7 @@ def check_database() -> tuple[Check, object]:
     from labkit import runtime
     from labkit.errors import LabError
 
-    external = bool(os.environ.get("DATABASE_URL"))
+    external = runtime.database_url_setting() is not None
     name = "DATABASE_URL" if external else "Embedded server"
     fix = ("check the host, port, user and password in DATABASE_URL, or unset it to use the "
            "embedded server" if external else
@@ -165,12 +165,10 @@ def check_database() -> tuple[Check, object]:
 
 def check_pgvector(eng) -> Check:
     """The server must offer the vector extension; report its version."""
-    import sqlalchemy as sa
+    from labkit import runtime
 
     with eng.connect() as conn:
-        row = conn.execute(sa.text(
-            "SELECT default_version, installed_version FROM pg_available_extensions "
-            "WHERE name = 'vector'")).first()
+        row = runtime.vector_extension(conn)
     if row is None:
         return Check("pgvector", False, "the server has no 'vector' extension",
                      "install pgvector on the server (apt install postgresql-NN-pgvector, "

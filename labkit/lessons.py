@@ -31,20 +31,16 @@ SCRATCH = phases.SCRATCH_PREFIX
 
 def frame(sql: str, conn: sa.Connection | None = None, **params) -> pd.DataFrame:
     """Return the rows of ``sql`` as a DataFrame, on ``conn`` or on a fresh connection."""
-    if conn is not None:
-        return pd.read_sql(sa.text(sql), conn, params=params or None)
-    with runtime.engine().connect() as fresh:
-        return pd.read_sql(sa.text(sql), fresh, params=params or None)
+    with runtime.connection(conn) as use:
+        return pd.read_sql(sa.text(sql), use, params=params or None)
 
 
 def checksum(column: str, table: str = "users", conn: sa.Connection | None = None) -> str:
     """Return md5 of every value of ``column`` joined in id order: equal sums, equal values."""
     sql = sa.text(f"SELECT md5(string_agg(coalesce({column}, '<NULL>'), '|' ORDER BY id)) FROM {table}")
     try:
-        if conn is not None:
-            return conn.scalar(sql)
-        with runtime.engine().connect() as fresh:
-            return fresh.scalar(sql)
+        with runtime.connection(conn) as use:
+            return use.scalar(sql)
     except DBAPIError as exc:
         raise LabError(f"{short_error(exc)}\nRan this cell again after the migration? Start the notebook "
                        "over from the top: lab_helpers.start(...) resets the database.") from None

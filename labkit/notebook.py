@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from . import autogen, display, phases, runtime
+from . import autogen, display, lessons, phases, runtime
 from .errors import LabError
 
 RESTART = "lab_helpers.start(...) resets the database to where the notebook begins."
@@ -122,8 +122,7 @@ def show_script(path: Path) -> None:
 
 def users(columns: str = "*") -> pd.DataFrame:
     """Return the users table ordered by id, or an empty frame when it does not exist yet."""
-    eng = runtime.engine()
-    with eng.connect() as conn:
+    with runtime.connection() as conn:
         if not sa.inspect(conn).has_table("users"):
             return pd.DataFrame()
-        return pd.read_sql(sa.text(f"SELECT {columns} FROM users ORDER BY id"), conn)
+        return lessons.frame(f"SELECT {columns} FROM users ORDER BY id", conn)

@@ -54,14 +54,18 @@ def config(version_dir: Path | None = None, connection=None, metadata=None) -> C
     return cfg
 
 
+def _workspace_root(url: sa.URL) -> Path:
+    """Return the folder holding every phase's workspace for the database at ``url``."""
+    return runtime.data_root() / "workspace" / (url.database or "default")
+
+
 def workspace(phase: int) -> Path:
     """Return an empty, git-ignored versions folder holding reference revisions 1..phase-1.
 
     Notebook ``phase`` autogenerates its own revision into this folder, never into
     ``migrations/versions``: a second ``rev_id`` there would corrupt the history.
     """
-    url = runtime.resolve_url()
-    folder = runtime.data_root() / "workspace" / (url.database or "default") / f"phase{phase}"
+    folder = _workspace_root(runtime.resolve_url()) / f"phase{phase}"
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -133,7 +137,7 @@ def goto(phase: int, url: sa.URL | None = None) -> str:
                 seed(conn, n)
     except DBAPIError as exc:
         raise runtime.explain(exc, eng.url) from None
-    shutil.rmtree(runtime.data_root() / "workspace" / (eng.url.database or "default"), ignore_errors=True)
+    shutil.rmtree(_workspace_root(eng.url), ignore_errors=True)
     where = f"database {eng.url.database!r}"
     if phase == 0:
         return f"Reset {where}: no users table, no alembic_version."

@@ -8,11 +8,14 @@ them agree on which server and which database they talk to.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import re
 import stat
 import subprocess
+import sys
 import warnings
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -81,8 +84,6 @@ def _pgserver():
 
 def _socket_fallback(pgdata: Path) -> list[Path]:
     """Return the library's fallback socket folder when pgdata is too long for a Unix socket."""
-    import sys
-
     limit = 104 if sys.platform == "darwin" else 108  # sun_path, including the final NUL
     if len(os.fsencode(pgdata / ".s.PGSQL.5432")) < limit:
         return []
@@ -262,10 +263,15 @@ def _redact(text: str, password: str | None) -> str:
     return text
 
 
+def _message(exc: DBAPIError | Exception, url: URL) -> tuple[str, str]:
+    """Return a driver error's text, password redacted, and its first non-blank line."""
+    text = _redact(str(getattr(exc, "orig", exc) or exc), url.password)
+    return text, next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+
+
 def known_problem(exc: DBAPIError | Exception, url: URL) -> LabError | None:
     """Return a short LabError for a driver error a learner can fix, or None for any other error."""
-    text = _redact(str(getattr(exc, "orig", exc) or exc), url.password)
-    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    text, first = _message(exc, url)
     server, user, db = where(url), url.username or "(default user)", url.database
     if "password authentication failed" in text or "no password supplied" in text:
         return LabError(f"The server at {server} refused the password for user {user!r}.\n"
@@ -297,8 +303,7 @@ def explain(exc: DBAPIError | Exception, url: URL) -> LabError:
     known = known_problem(exc, url)
     if known is not None:
         return known
-    text = _redact(str(getattr(exc, "orig", exc) or exc), url.password)
-    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    _, first = _message(exc, url)
     return LabError(f"Could not use the database {url.database!r} on {where(url)}: {first}")
 
 
@@ -314,6 +319,31 @@ def _engine(url: URL) -> sa.Engine:
 def engine(url: URL | None = None) -> sa.Engine:
     """Return a shared engine for the lab database (or the given URL)."""
     return _engine(url or resolve_url())
+
+
+@contextlib.contextmanager
+def connection(handed: sa.Connection | sa.Engine | None = None) -> Iterator[sa.Connection]:
+    """Yield ``handed`` if it is a Connection (left open), else a new connection to it or the lab database.
+
+    A failure to connect becomes a short LabError, as in ``check_connection``.
+    """
+    if isinstance(handed, sa.Connection):
+        yield handed
+        return
+    eng = handed if isinstance(handed, sa.Engine) else engine()
+    try:
+        conn = eng.connect()
+    except DBAPIError as exc:
+        raise explain(exc, eng.url) from None
+    with conn:
+        yield conn
+
+
+def vector_extension(conn: sa.Connection):
+    """Return the vector extension's row (default_version, installed_version), or None when unavailable."""
+    return conn.execute(sa.text(
+        "SELECT default_version, installed_version FROM pg_available_extensions "
+        "WHERE name = 'vector'")).first()
 
 
 def check_connection(eng: sa.Engine) -> None:

@@ -65,16 +65,7 @@ def run_migrations_online() -> None:
     A Connection handed in is used inside the caller's transaction; an Engine handed in
     is connected here. Otherwise the lab resolves its database and connects to it.
     """
-    handed = config.attributes.get("connection")
-    if isinstance(handed, sa.Connection):
-        _run(handed)
-        return
-    engine = handed if isinstance(handed, sa.Engine) else runtime.engine()
-    try:
-        connection = engine.connect()
-    except sa.exc.DBAPIError as exc:
-        raise runtime.explain(exc, engine.url) from None
-    with connection:
+    with runtime.connection(config.attributes.get("connection")) as connection:
         _run(connection)
 
 
