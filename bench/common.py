@@ -52,11 +52,17 @@ def remove_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def stop_embedded(data_dir: Path) -> None:
-    """Stop the embedded server whose LAB_DATA_DIR is ``data_dir`` (no-op when stopped)."""
+def embedded_env(data_dir: Path) -> dict:
+    """Return os.environ for a subprocess on the embedded server in ``data_dir``, default database."""
     env = dict(os.environ, LAB_DATA_DIR=str(data_dir))
     env.pop("DATABASE_URL", None)
-    subprocess.run([PYTHON, "-m", "lab_helpers", "stop"], cwd=REPO, env=env,
+    env.pop("LAB_STUDENT", None)
+    return env
+
+
+def stop_embedded(data_dir: Path) -> None:
+    """Stop the embedded server whose LAB_DATA_DIR is ``data_dir`` (no-op when stopped)."""
+    subprocess.run([PYTHON, "-m", "lab_helpers", "stop"], cwd=REPO, env=embedded_env(data_dir),
                    capture_output=True, text=True, timeout=120)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import command
 
+from labkit import phases
+
 from .common import log, median, timer
 
 STEPS = ["0002 add email, bio (nullable)", "0003 rename name -> full_name",
@@ -34,7 +36,6 @@ FINGERPRINT = "SELECT count(*), count({col}), coalesce(sum(hashtext({col})::bigi
 
 
 def _upgrade(eng: sa.Engine, rev: str) -> float:
-    from labkit import phases
     with timer() as t:
         with eng.begin() as conn:
             command.upgrade(phases.config(connection=conn), rev)
@@ -51,14 +52,18 @@ def _fingerprint(eng, col):
         return tuple(conn.execute(sa.text(FINGERPRINT.format(col=col))).one())
 
 
-def per_step(eng: sa.Engine, n: int) -> dict:
-    """Fill n rows at phase 1 (names) and 2 (email, bio); time each upgrade and the alternative."""
-    from labkit import phases
+def _fill_phase1(eng: sa.Engine, n: int) -> None:
+    """Start from an empty database at revision 0001 with n named users."""
     phases.goto(0, eng.url)
-    _upgrade(eng, "0001_create_users")
+    _upgrade(eng, phases.REVISIONS[1])
     with eng.begin() as conn:
         conn.execute(sa.text(FILL_NAMES), {"n": n})
-    t2 = _upgrade(eng, "0002_add_email_and_bio")
+
+
+def per_step(eng: sa.Engine, n: int) -> dict:
+    """Fill n rows at phase 1 (names) and 2 (email, bio); time each upgrade and the alternative."""
+    _fill_phase1(eng, n)
+    t2 = _upgrade(eng, phases.REVISIONS[2])
     with eng.begin() as conn:
         conn.execute(sa.text(FILL_PHASE2))
     _vacuum(eng)
@@ -70,7 +75,7 @@ def per_step(eng: sa.Engine, n: int) -> dict:
                 conn.execute(sa.text(stmt))
             tx.rollback()
     _vacuum(eng)  # the rolled-back UPDATE left a dead copy of every row; clear it
-    t3 = _upgrade(eng, "0003_rename_name_to_full_name")
+    t3 = _upgrade(eng, phases.REVISIONS[3])
     with eng.begin() as conn:
         conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS vector"))
     parts = {}
@@ -83,7 +88,7 @@ def per_step(eng: sa.Engine, n: int) -> dict:
                 conn.execute(sa.text(stmts[-1]))
             tx.rollback()
         parts[label] = t["s"]
-    t4 = _upgrade(eng, "0004_settings_and_embedding")
+    t4 = _upgrade(eng, phases.REVISIONS[4])
     with eng.connect() as conn:
         mb = conn.scalar(sa.text("SELECT pg_table_size('users')")) / 1e6
     after = _fingerprint(eng, "full_name")
@@ -93,11 +98,7 @@ def per_step(eng: sa.Engine, n: int) -> dict:
 
 def phase1_to_head(eng: sa.Engine, n: int) -> dict:
     """Fill n rows at phase 1, then time one ``upgrade head`` (0002..0004); check every row kept."""
-    from labkit import phases
-    phases.goto(0, eng.url)
-    _upgrade(eng, "0001_create_users")
-    with eng.begin() as conn:
-        conn.execute(sa.text(FILL_NAMES), {"n": n})
+    _fill_phase1(eng, n)
     _vacuum(eng)
     before = _fingerprint(eng, "name")
     t = _upgrade(eng, "head")
@@ -130,7 +131,6 @@ def run(db, quick: bool) -> dict:
                    "hnsw_s": median([x["hnsw_s"] for x in hr]),
                    "all": [x["seconds"] for x in hr],
                    "rows_kept": all(x["rows_kept"] for x in hr)}
-    from labkit import phases
     phases.goto(0, eng.url)
     big, small = max(sizes), min(sizes)
     without = {n: max(head[n]["seconds"] - head[n]["hnsw_s"], 1e-9) for n in sizes}

@@ -31,14 +31,13 @@ SECTIONS = ["startup", "series", "migrations", "vectors"]
 
 def environment() -> dict:
     import alembic
-    import sqlalchemy
-    from labkit import runtime
     import sqlalchemy as sa
+    from labkit import runtime
     with runtime.engine().connect() as conn:
         pg = conn.scalar(sa.text("SHOW server_version"))
         vec = conn.scalar(sa.text("SELECT default_version FROM pg_available_extensions WHERE name='vector'"))
     return {"python": platform.python_version(), "cpus": os.cpu_count(), "postgresql": pg,
-            "pgvector": vec, "sqlalchemy": sqlalchemy.__version__, "alembic": alembic.__version__,
+            "pgvector": vec, "sqlalchemy": sa.__version__, "alembic": alembic.__version__,
             "machine": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M %Z")}
 
 

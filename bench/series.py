@@ -9,7 +9,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 
-from .common import PYTHON, REPO, fresh_dir, log, median, remove_dir, run_json, stop_embedded
+from .common import PYTHON, REPO, embedded_env, fresh_dir, log, median, remove_dir, run_json, stop_embedded
 
 IMPORTS = "import lab_helpers, pandas, sqlalchemy, alembic"
 
@@ -108,9 +108,7 @@ def run(quick: bool) -> dict:
     out = {"notebooks": files, "kernel_start": kernel_start(3 if quick else 5),
            "imports": imports(3 if quick else 5)}
     root = fresh_dir("nb")
-    env = dict(os.environ, LAB_DATA_DIR=str(root))
-    env.pop("DATABASE_URL", None)
-    env.pop("LAB_STUDENT", None)
+    env = embedded_env(root)
     junit = str(root.parent / "bench-nb-junit.xml")
     reps = 1 if quick else 3
     cold, warm_stopped, warm = [], [], []

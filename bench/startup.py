@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .common import fresh_dir, is_root, log, median, remove_dir, run_json, stop_embedded
+from .common import embedded_env, fresh_dir, is_root, log, median, remove_dir, run_json, stop_embedded
 
 # Run in a fresh interpreter with LAB_DATA_DIR set; imports are timed apart from the start.
 EMBEDDED = r"""
@@ -33,9 +33,10 @@ def _bin_dir() -> Path:
     return utils.POSTGRES_VERSIONS[utils.TARGET_POSTGRES_VERSION]
 
 
-def _as_pg_user(cmd: list[str]) -> None:
+def _as_pg_user(cmd: list[str], check: bool = True) -> None:
+    """Run a PostgreSQL tool, as the ``pgserver`` OS user when root (PostgreSQL refuses root)."""
     kwargs = {"user": "pgserver"} if is_root() else {}
-    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120, **kwargs)
+    subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=120, **kwargs)
 
 
 def bare(i: int, bindir: Path) -> dict:
@@ -64,7 +65,7 @@ def bare(i: int, bindir: Path) -> dict:
         t4 = time.perf_counter()
         _as_pg_user(stop)
     finally:
-        subprocess.run(stop, capture_output=True, **({"user": "pgserver"} if is_root() else {}))
+        _as_pg_user(stop, check=False)
         remove_dir(root)
     return {"initdb": t1 - t0, "start": t2 - t1, "cold": t2 - t0, "warm": t4 - t3}
 
@@ -72,9 +73,7 @@ def bare(i: int, bindir: Path) -> dict:
 def embedded(i: int) -> dict:
     """Time the embedded server cold (fresh folder), warm (data, server stopped) and reused."""
     root = fresh_dir(f"emb{i}")
-    env = dict(os.environ, LAB_DATA_DIR=str(root))
-    env.pop("DATABASE_URL", None)
-    env.pop("LAB_STUDENT", None)
+    env = embedded_env(root)
     try:
         cold = run_json(EMBEDDED, env)
         reuse = run_json(EMBEDDED, env)

