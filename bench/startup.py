@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pwd
 import subprocess
 import time
 from pathlib import Path
@@ -45,7 +44,8 @@ def bare(i: int, bindir: Path) -> dict:
     pgdata, log_file = root / "pgdata", root / "log"
     pgdata.mkdir(mode=0o700)
     if is_root():
-        pw = pwd.getpwnam("pgserver")
+        from labkit.runtime import _pgserver
+        pw = _pgserver()[1].ensure_user_exists("pgserver")  # a new machine has no such user yet
         for p in (root, pgdata):
             os.chown(p, pw.pw_uid, pw.pw_gid)
     initdb = [str(bindir / "initdb"), "--auth=trust", "--auth-local=trust", "--encoding=utf8",

@@ -46,10 +46,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _pg_user():
+    """Return the pwd entry of the OS user that runs PostgreSQL as root, creating it like the library."""
+    return runtime._pgserver()[1].ensure_user_exists(PG_USER)
+
+
 def _run_as_pg(args: list[str], cwd: Path) -> None:
-    kwargs = {"user": PG_USER} if is_root() else {}
-    if is_root():
-        runtime._pgserver()[1].ensure_user_exists(PG_USER)
+    kwargs = {"user": _pg_user().pw_name} if is_root() else {}
     done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=60, **kwargs)
     if done.returncode:
         raise RuntimeError(f"{args[0]} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -58,9 +61,7 @@ def _run_as_pg(args: list[str], cwd: Path) -> None:
 def _hand_over(path: Path) -> None:
     """Give a folder this module created to the OS user that runs PostgreSQL."""
     if is_root():
-        import pwd
-
-        entry = pwd.getpwnam(PG_USER)
+        entry = _pg_user()  # on a new machine this may run before anything created the user
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
