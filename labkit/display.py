@@ -21,7 +21,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql
 
-from . import runtime
+from . import phases, runtime
 
 TABLES = ("users", "alembic_version")
 ADDED, REMOVED = "(+)", "(-)"
@@ -140,8 +140,7 @@ def schema_diagram(highlight=None, title: str | None = None) -> Mermaid:
             pk = set(insp.get_pk_constraint(table).get("constrained_columns") or [])
             unique = {c for u in insp.get_unique_constraints(table) for c in u["column_names"]
                       if len(u["column_names"]) == 1}
-            version = (conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
-                       if table == "alembic_version" else None)
+            version = phases.current_revision(conn) if table == "alembic_version" else None
             lines.append(f"    {table} {{")
             present = []
             for col in insp.get_columns(table):

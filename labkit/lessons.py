@@ -24,6 +24,9 @@ from sqlalchemy.exc import DBAPIError
 from . import phases, runtime
 from .errors import LabError
 
+# What to do after running a cell again that only makes sense once.
+RESTART = "lab_helpers.start(...) resets the database to where the notebook begins."
+
 SCRATCH = phases.SCRATCH_PREFIX
 
 
@@ -42,8 +45,8 @@ def checksum(column: str, table: str = "users", conn: sa.Connection | None = Non
         with runtime.connection(conn) as use:
             return use.scalar(sql)
     except DBAPIError as exc:
-        raise LabError(f"{short_error(exc)}\nRan this cell again after the migration? Start the notebook "
-                       "over from the top: lab_helpers.start(...) resets the database.") from None
+        raise LabError(f"{short_error(exc)}\nRan this cell again after the migration? "
+                       f"Start the notebook over from the top: {RESTART}") from None
 
 
 def short_error(exc: BaseException) -> str:

@@ -15,7 +15,7 @@ from alembic.config import Config
 from . import autogen, display, lessons, phases, runtime
 from .errors import LabError
 
-RESTART = "lab_helpers.start(...) resets the database to where the notebook begins."
+RESTART = lessons.RESTART
 
 
 class Phase:

@@ -325,7 +325,7 @@ def engine(url: URL | None = None) -> sa.Engine:
 def connection(handed: sa.Connection | sa.Engine | None = None) -> Iterator[sa.Connection]:
     """Yield ``handed`` if it is a Connection (left open), else a new connection to it or the lab database.
 
-    A failure to connect becomes a short LabError, as in ``check_connection``.
+    A failure to connect becomes a short LabError (see ``explain``).
     """
     if isinstance(handed, sa.Connection):
         yield handed
@@ -348,11 +348,8 @@ def vector_extension(conn: sa.Connection):
 
 def check_connection(eng: sa.Engine) -> None:
     """Connect once, raising a short LabError on any connection problem."""
-    try:
-        with eng.connect():
-            pass
-    except DBAPIError as exc:
-        raise explain(exc, eng.url) from None
+    with connection(eng):
+        pass
 
 
 def _ensure_database(server_url: URL, name: str) -> None:
