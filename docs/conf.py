@@ -50,10 +50,6 @@ html_show_copyright = False  # the footer says "By" the authors already
 
 extensions = ["myst_nb", "sphinxcontrib.mermaid"]
 
-# The numbered notebooks, copied in so that a page's path in the site is its path in the
-# repository (docs/notebooks/ is git-ignored and rewritten on every build).
-site_notebooks.copy_notebooks(REPO / "notebooks", DOCS / "notebooks")
-
 exclude_patterns = ["_build", "_ext", "**.ipynb_checkpoints", "requirements.txt"]
 
 # --------------------------------------------------------------------------- notebooks and Markdown
@@ -72,16 +68,14 @@ mermaid_use_local = "mermaid/mermaid.esm.min.mjs"  # under _static/, never a CDN
 mermaid_init_config = {"startOnLoad": False}
 mermaid_height = "auto"  # each diagram as tall as its width needs, not a fixed 500px box
 mermaid_fullscreen_button = "↗"  # the default ⛶ is missing from many fonts
-html_static_path = [
-    "_static",
-    str(site_notebooks.fetch_mermaid(MERMAID_VERSION, MERMAID_INTEGRITY, DOCS / "_build" / "vendor")),
-]
+html_static_path = ["_static"]  # and mermaid's own files, added by prepare_sources()
 
 # --------------------------------------------------------------------------- HTML
 
 html_theme = "sphinx_book_theme"
 html_title = "Database Evolution"
 html_css_files = ["series.css"]
+html_js_files = ["mermaid-file-fallback.js"]  # diagrams also when opened from a file:// path
 html_favicon = "_static/favicon.svg"
 # Light, as JupyterLab shows the tables and diagrams (the reader can switch). Without a default
 # the theme logs "Got invalid theme mode" as a console error on a reader's first visit.
@@ -127,6 +121,23 @@ def add_launch_bar(app, pagename, templatename, context, doctree):
     context["body"] = bar + context["body"]
 
 
+def prepare_sources(app, config):
+    """Copy the notebooks in, and put mermaid.js among the static files (once downloaded).
+
+    The numbered notebooks are copied into docs/notebooks/ (git-ignored, rewritten on every
+    build), so that a page's path in the site is its path in the repository.
+    """
+    site_notebooks.copy_notebooks(REPO / "notebooks", DOCS / "notebooks")
+    try:
+        mermaid = site_notebooks.fetch_mermaid(MERMAID_VERSION, MERMAID_INTEGRITY, DOCS / "_build" / "vendor")
+    except site_notebooks.DownloadError as exc:
+        # A short message and a failed build; Sphinx would wrap an exception in a long report.
+        print(f"\nThe site cannot be built: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    config.html_static_path.append(str(mermaid))
+
+
 def setup(app):
+    app.connect("config-inited", prepare_sources)
     app.add_lexer("sql", PsqlScriptLexer)
     app.connect("html-page-context", add_launch_bar, priority=510)  # after the theme builds its links

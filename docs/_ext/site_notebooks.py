@@ -95,21 +95,36 @@ def read(text: str) -> nbformat.NotebookNode:
 
 # --------------------------------------------------------------------------- mermaid.js
 
-def _verify(blob: bytes, integrity: str) -> None:
+def _verify(blob: bytes, integrity: str, source: Path) -> None:
     algorithm, expected = integrity.split("-", 1)
     actual = base64.b64encode(hashlib.new(algorithm, blob).digest()).decode()
     if actual != expected:
-        raise RuntimeError(f"the mermaid tarball does not match its pinned {algorithm} hash")
+        raise DownloadError(f"The mermaid tarball ({source}) does not match its pinned {algorithm} "
+                            f"hash in docs/conf.py. Delete it and build again.")
+
+
+class DownloadError(Exception):
+    """mermaid could not be fetched or did not match its pinned hash (the message says what to do)."""
+
+
+# What the site needs from the mermaid package: the ES module sphinxcontrib-mermaid imports, its
+# chunks, and the classic build that draws the diagrams when the site is opened from a file://
+# path (browsers refuse ES modules there).
+MERMAID_FILES = ("package/dist/mermaid.esm.min.mjs", "package/dist/mermaid.min.js")
+MERMAID_CHUNKS = "package/dist/chunks/mermaid.esm.min/"
+
+
+def _wanted(name: str) -> bool:
+    return name in MERMAID_FILES or (name.startswith(MERMAID_CHUNKS) and name.endswith(".mjs"))
 
 
 def fetch_mermaid(version: str, integrity: str, cache: Path) -> Path:
-    """Return a folder holding ``mermaid/mermaid.esm.min.mjs`` and its chunks, from the npm registry.
+    """Return a folder for ``html_static_path`` holding ``mermaid/`` from the npm registry's tarball.
 
     The tarball is downloaded once into ``cache`` and checked against the pinned hash.
     """
     static = cache / f"mermaid-{version}"
-    entry = static / "mermaid" / "mermaid.esm.min.mjs"
-    if entry.is_file():
+    if all((static / "mermaid" / f.removeprefix("package/dist/")).is_file() for f in MERMAID_FILES):
         return static
     tarball = cache / f"mermaid-{version}.tgz"
     registry = os.environ.get("npm_config_registry", "https://registry.npmjs.org").rstrip("/")
@@ -121,25 +136,22 @@ def fetch_mermaid(version: str, integrity: str, cache: Path) -> Path:
             with urllib.request.urlopen(url, timeout=60) as response:
                 blob = response.read()
         except OSError as exc:
-            raise RuntimeError(
+            raise DownloadError(
                 f"Could not download mermaid {version} from the npm registry ({url}): {exc}.\n"
-                f"The site serves its own copy of mermaid.js. Build once with access to the registry, "
+                f"The site serves its own copy of mermaid.js: build once with access to the registry, "
                 f"or put the tarball at {tarball} (npm pack mermaid@{version})."
             ) from None
-    _verify(blob, integrity)
+    _verify(blob, integrity, tarball)
     cache.mkdir(parents=True, exist_ok=True)
     tarball.write_bytes(blob)
     work = static.with_name(static.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
-    wanted = ("package/dist/mermaid.esm.min.mjs", "package/dist/chunks/mermaid.esm.min/")
     with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as archive:
         for member in archive.getmembers():
-            name = member.name
-            if not member.isfile() or not name.startswith(wanted) or name.endswith(".map"):
-                continue
-            target = work / "mermaid" / name.removeprefix("package/dist/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(archive.extractfile(member).read())
+            if member.isfile() and _wanted(member.name):
+                target = work / "mermaid" / member.name.removeprefix("package/dist/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(archive.extractfile(member).read())
     shutil.rmtree(static, ignore_errors=True)
     work.rename(static)
     return static
