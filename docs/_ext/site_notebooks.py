@@ -5,8 +5,8 @@ Three jobs, all at build time and none touching ``notebooks/``:
 - ``copy_notebooks`` mirrors ``notebooks/0*.ipynb`` into ``docs/notebooks/`` (git-ignored), so
   each page's path inside the site (``notebooks/03_...``) is its path in the repository, which
   is what the Binder and JupyterHub launch links need.
-- ``read`` is MyST-NB's reader for ``.ipynb`` (``nb_custom_formats``). It turns an output that
-  carries only ``text/vnd.mermaid`` into the ```` ```mermaid ```` Markdown form, which
+- ``read`` is MyST-NB's reader for ``.ipynb`` (``nb_custom_formats``). It shows a
+  ``text/vnd.mermaid`` output through its ```` ```mermaid ```` Markdown form, which
   ``myst_fence_as_directive`` hands to sphinxcontrib-mermaid; and it collapses solution cells.
 - ``fetch_mermaid`` puts a pinned ``mermaid`` release from the npm registry into the site's
   static files, so no page loads a script from a CDN.
@@ -51,10 +51,15 @@ def _text(value) -> str:
 
 
 def _mermaid_as_markdown(output: dict) -> None:
-    """Give an output that has ``text/vnd.mermaid`` but no Markdown form a ```mermaid fence."""
+    """Replace a ``text/vnd.mermaid`` output by its ```mermaid Markdown form (kept if it has one).
+
+    MyST-NB renders every MIME type of an output before it picks one, and warns about a type
+    it does not know, so the Mermaid type itself must go.
+    """
     data = output.get("data", {})
-    if MERMAID_MIME in data and "text/markdown" not in data:
-        data["text/markdown"] = f"```mermaid\n{_text(data[MERMAID_MIME]).strip()}\n```"
+    if MERMAID_MIME in data:
+        source = _text(data.pop(MERMAID_MIME)).strip()
+        data.setdefault("text/markdown", f"```mermaid\n{source}\n```")
 
 
 # MyST reads a leading ``---`` block in a directive's body as the directive's options, so a

@@ -86,11 +86,13 @@ def notebook_expectations(path: Path) -> dict:
     """What a notebook's page must show, read from the committed notebook itself.
 
     Returns the number of Mermaid diagrams (```mermaid in Markdown cells and outputs,
-    ``text/vnd.mermaid`` outputs), the cell tags that the site marks, and every Styler colour
-    rule in the HTML outputs as (element id, CSS background colour) pairs.
+    ``text/vnd.mermaid`` outputs), the number of before/after tables, the cell tags that the
+    site marks, and every Styler colour rule in the HTML outputs as (element id, CSS
+    background colour) pairs.
     """
     nb = nbformat.read(path, as_version=4)
-    diagrams, tags, colours = 0, {"exercise": 0, "solution": 0, "self-check": 0}, []
+    diagrams, before_after, colours = 0, 0, []
+    tags = {"exercise": 0, "solution": 0, "self-check": 0}
     fence = re.compile(r"^```\s*\{?mermaid\}?\s*$", re.MULTILINE)
     for cell in nb.cells:
         for tag in cell.metadata.get("tags", []):
@@ -105,13 +107,21 @@ def notebook_expectations(path: Path) -> dict:
                 diagrams += len(fence.findall(_text(data["text/markdown"])))
             elif "text/vnd.mermaid" in data:
                 diagrams += 1
+            before_after += _is_before_after(_text(data.get("text/html")))
             for style in re.findall(r"<style[^>]*>(.*?)</style>", _text(data.get("text/html")), re.S):
                 for selectors, body in re.findall(r"([^{}]+)\{([^}]*)\}", style):
                     colour = re.search(r"background-color:\s*(#[0-9a-fA-F]{6})", body)
                     if colour:
                         colours += [(s.strip()[1:], colour.group(1).lower())
                                     for s in selectors.split(",") if re.fullmatch(r"#[\w-]+", s.strip())]
-    return {"diagrams": diagrams, "tags": tags, "colours": colours}
+    return {"diagrams": diagrams, "before_after": before_after, "tags": tags, "colours": colours}
+
+
+def _is_before_after(html: str) -> bool:
+    """Whether an HTML output is a before/after table: two header rows, the top one naming 'after'."""
+    head = re.search(r"<thead>(.*?)</thead>", html, re.S)
+    rows = re.findall(r"<tr.*?</tr>", head.group(1), re.S) if head else []
+    return len(rows) >= 2 and "after" in re.sub(r"<[^>]+>", " ", rows[0]).lower()
 
 
 def markdown_diagrams(path: Path) -> int:

@@ -19,6 +19,7 @@ import site_build
 from lab_paths import REPO, SCREENSHOTS
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("0*.ipynb"))
+PHASES = NOTEBOOKS[:4]  # one notebook per phase; a capstone after them need not show tables
 DOC_PAGES = sorted(p.stem for p in (REPO / "docs").glob("*.md"))
 PAGES = ([f"notebooks/{p.stem}" for p in NOTEBOOKS] + DOC_PAGES + ["search", "genindex"])
 LOAD_TIMEOUT_MS = 30_000
@@ -173,14 +174,19 @@ def test_notebook_page(source, page, site):
     expect = site_build.notebook_expectations(source)
     _open(page, site, f"notebooks/{source.stem}")
 
-    # The Styler <style> survived: each coloured cell has its colour in the browser.
+    # The before/after tables are there, and their Styler <style> survived: each coloured
+    # cell has its colour in the browser.
+    if source in PHASES:
+        assert expect["before_after"] and expect["colours"], (
+            f"{source.name}: a phase notebook without a coloured before/after table: {expect}")
+    assert page.evaluate(BEFORE_AFTER) == expect["before_after"], (
+        f"{source.name}: {expect['before_after']} before/after tables in the notebook, "
+        f"{page.evaluate(BEFORE_AFTER)} on the page")
     ids = [element for element, _ in expect["colours"]]
     seen = page.evaluate(BACKGROUNDS, ids)
     wrong = [(element, colour, got) for (element, colour), got in zip(expect["colours"], seen)
              if got != _rgb(colour)]
-    assert expect["colours"], f"{source.name}: no Styler colours in the notebook's outputs"
     assert not wrong, f"{source.name}: Styler colours lost (id, expected, computed): {wrong[:5]}"
-    assert page.evaluate(BEFORE_AFTER) >= 1, f"{source.name}: no before/after table on the page"
 
     # Exercise, solution and self-check cells are labelled, one mark per tagged cell.
     for tag, label in (("exercise", "Exercise"), ("solution", "Solution"), ("self-check", "Self-check")):
@@ -190,12 +196,13 @@ def test_notebook_page(source, page, site):
 
     # Solutions are folded until the reader clicks; one click shows the code.
     solutions = page.evaluate(SOLUTIONS)
-    assert solutions and all(s["details"] and not s["open"] and not s["codeShown"] for s in solutions), (
+    assert all(s["details"] and not s["open"] and not s["codeShown"] for s in solutions), (
         f"{source.name}: solutions not folded: {solutions}")
-    toggle = page.locator(".cell.tag_solution summary").first
-    toggle.scroll_into_view_if_needed()
-    toggle.click()
-    assert page.evaluate(SOLUTIONS)[0]["codeShown"], f"{source.name}: clicking did not show the solution"
+    if solutions:
+        toggle = page.locator(".cell.tag_solution summary").first
+        toggle.scroll_into_view_if_needed()
+        toggle.click()
+        assert page.evaluate(SOLUTIONS)[0]["codeShown"], f"{source.name}: a click did not show the solution"
 
     # Launch links: Binder, and the JupyterHub (nbgitpuller) link for the configured hub.
     links = {a["text"]: a["href"] for a in page.evaluate(
