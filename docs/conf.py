@@ -50,7 +50,7 @@ html_show_copyright = False  # the footer says "By" the authors already
 
 extensions = ["myst_nb", "sphinxcontrib.mermaid"]
 
-exclude_patterns = ["_build", "_ext", "**.ipynb_checkpoints", "requirements.txt"]
+exclude_patterns = ["_build", "_ext", "**.ipynb_checkpoints"]
 
 # --------------------------------------------------------------------------- notebooks and Markdown
 
@@ -80,7 +80,6 @@ html_favicon = "_static/favicon.svg"
 # Light, as JupyterLab shows the tables and diagrams (the reader can switch). Without a default
 # the theme logs "Got invalid theme mode" as a console error on a reader's first visit.
 html_context = {"default_mode": "light"}
-html_last_updated_fmt = None
 html_theme_options = {
     "repository_url": REPOSITORY_URL,
     "repository_branch": REPOSITORY_BRANCH,

@@ -135,6 +135,11 @@ def _draw_every_diagram(page) -> list[dict]:
     return page.evaluate(MERMAID)
 
 
+# Every image on the page, and whether the browser could decode it (a missing plot shows here).
+IMAGES = """() => Array.from(document.images).filter(i => i.checkVisibility())
+  .map(i => ({src: i.getAttribute('src'), loaded: i.complete && i.naturalWidth > 0}))"""
+
+
 def _expected_diagrams(name: str) -> int:
     if name.startswith("notebooks/"):
         return site_build.notebook_expectations(REPO / f"{name}.ipynb")["diagrams"]
@@ -166,6 +171,8 @@ def test_page_renders_offline(name, page, site):
         f"{name}: the source has {expected} Mermaid diagrams, the page has {len(diagrams)}")
     not_drawn = [d for d in diagrams if not d["svg"] or d["error"] or not (d["width"] and d["height"])]
     assert not not_drawn, f"{name}: diagrams not drawn as an SVG picture: {not_drawn}"
+    broken = [i["src"] for i in page.evaluate(IMAGES) if not i["loaded"]]
+    assert not broken, f"{name}: images the browser could not show: {broken}"
 
 
 @pytest.mark.parametrize("source", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
