@@ -1,0 +1,162 @@
+"""How the site reads the series: notebooks copied in, Mermaid outputs as diagrams, exercises marked.
+
+Three jobs, all at build time and none touching ``notebooks/``:
+
+- ``copy_notebooks`` mirrors ``notebooks/0*.ipynb`` into ``docs/notebooks/`` (git-ignored), so
+  each page's path inside the site (``notebooks/03_...``) is its path in the repository, which
+  is what the Binder and JupyterHub launch links need.
+- ``read`` is MyST-NB's reader for ``.ipynb`` (``nb_custom_formats``). It shows a
+  ``text/vnd.mermaid`` output through its ```` ```mermaid ```` Markdown form, which
+  ``myst_fence_as_directive`` hands to sphinxcontrib-mermaid; and it collapses solution cells.
+- ``fetch_mermaid`` puts a pinned ``mermaid`` release from the npm registry into the site's
+  static files, so no page loads a script from a CDN.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import re
+import shutil
+import tarfile
+import urllib.request
+from pathlib import Path
+
+import nbformat
+
+MERMAID_MIME = "text/vnd.mermaid"
+# Cell tags the notebooks use, and what the site adds to each (CSS marks them by MyST-NB's
+# ``tag_<name>`` class on the cell; see _static/series.css).
+SOLUTION_TAG = "solution"
+SOLUTION_PROMPTS = {"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+
+
+# --------------------------------------------------------------------------- notebooks
+
+def copy_notebooks(source: Path, dest: Path, pattern: str = "0*.ipynb") -> list[Path]:
+    """Mirror the numbered notebooks into ``dest`` (stale copies removed); return the copies."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    copies = []
+    for notebook in sorted(source.glob(pattern)):
+        copies.append(Path(shutil.copy2(notebook, dest / notebook.name)))
+    return copies
+
+
+def _text(value) -> str:
+    return "".join(value) if isinstance(value, list) else value
+
+
+def _mermaid_as_markdown(output: dict) -> None:
+    """Replace a ``text/vnd.mermaid`` output by its ```mermaid Markdown form (kept if it has one).
+
+    MyST-NB renders every MIME type of an output before it picks one, and warns about a type
+    it does not know, so the Mermaid type itself must go.
+    """
+    data = output.get("data", {})
+    if MERMAID_MIME in data:
+        source = _text(data.pop(MERMAID_MIME)).strip()
+        data.setdefault("text/markdown", f"```mermaid\n{source}\n```")
+
+
+# MyST reads a leading ``---`` block in a directive's body as the directive's options, so a
+# diagram's front matter (``title: "..."``) would be taken from Mermaid and handed back
+# unquoted by sphinxcontrib-mermaid. After a blank line it stays part of the diagram.
+_MERMAID_FRONT_MATTER = re.compile(r"^(```mermaid[ \t]*\n)(---[ \t]*\n)", re.MULTILINE)
+
+
+def _keep_front_matter(markdown: str) -> str:
+    """Return Markdown whose ```mermaid blocks keep their front matter as part of the diagram."""
+    return _MERMAID_FRONT_MATTER.sub(r"\1\n\2", markdown)
+
+
+def _collapse_solution(cell: dict) -> None:
+    """Hide a solution cell (source and output) behind a "Show the solution" toggle."""
+    tags = cell.metadata.setdefault("tags", [])
+    if SOLUTION_TAG in tags and "hide-cell" not in tags:
+        tags.append("hide-cell")
+        cell.metadata.setdefault("mystnb", {}).update(SOLUTION_PROMPTS)
+
+
+def read(text: str) -> nbformat.NotebookNode:
+    """Read a notebook for the site: Mermaid outputs made renderable, solutions collapsed."""
+    nb = nbformat.reads(text, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = _keep_front_matter(cell.source)
+        if cell.cell_type != "code":
+            continue
+        _collapse_solution(cell)
+        for output in cell.get("outputs", []):
+            _mermaid_as_markdown(output)
+            data = output.get("data", {})
+            if "text/markdown" in data:
+                data["text/markdown"] = _keep_front_matter(_text(data["text/markdown"]))
+    return nb
+
+
+# --------------------------------------------------------------------------- mermaid.js
+
+def _verify(blob: bytes, integrity: str, source: Path) -> None:
+    algorithm, expected = integrity.split("-", 1)
+    actual = base64.b64encode(hashlib.new(algorithm, blob).digest()).decode()
+    if actual != expected:
+        raise DownloadError(f"The mermaid tarball ({source}) does not match its pinned {algorithm} "
+                            f"hash in docs/conf.py. Delete it and build again.")
+
+
+class DownloadError(Exception):
+    """mermaid could not be fetched or did not match its pinned hash (the message says what to do)."""
+
+
+# What the site needs from the mermaid package: the ES module sphinxcontrib-mermaid imports, its
+# chunks, and the classic build that draws the diagrams when the site is opened from a file://
+# path (browsers refuse ES modules there).
+MERMAID_FILES = ("package/dist/mermaid.esm.min.mjs", "package/dist/mermaid.min.js")
+MERMAID_CHUNKS = "package/dist/chunks/mermaid.esm.min/"
+
+
+def _wanted(name: str) -> bool:
+    return name in MERMAID_FILES or (name.startswith(MERMAID_CHUNKS) and name.endswith(".mjs"))
+
+
+def fetch_mermaid(version: str, integrity: str, cache: Path) -> Path:
+    """Return a folder for ``html_static_path`` holding ``mermaid/`` from the npm registry's tarball.
+
+    The tarball is downloaded once into ``cache`` and checked against the pinned hash.
+    """
+    static = cache / f"mermaid-{version}"
+    if all((static / "mermaid" / f.removeprefix("package/dist/")).is_file() for f in MERMAID_FILES):
+        return static
+    tarball = cache / f"mermaid-{version}.tgz"
+    registry = os.environ.get("npm_config_registry", "https://registry.npmjs.org").rstrip("/")
+    url = f"{registry}/mermaid/-/mermaid-{version}.tgz"
+    if tarball.is_file():
+        blob = tarball.read_bytes()
+    else:
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                blob = response.read()
+        except OSError as exc:
+            raise DownloadError(
+                f"Could not download mermaid {version} from the npm registry ({url}): {exc}.\n"
+                f"The site serves its own copy of mermaid.js: build once with access to the registry, "
+                f"or put the tarball at {tarball} (npm pack mermaid@{version})."
+            ) from None
+    _verify(blob, integrity, tarball)
+    cache.mkdir(parents=True, exist_ok=True)
+    tarball.write_bytes(blob)
+    work = static.with_name(static.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as archive:
+        for member in archive.getmembers():
+            if member.isfile() and _wanted(member.name):
+                target = work / "mermaid" / member.name.removeprefix("package/dist/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(archive.extractfile(member).read())
+    shutil.rmtree(static, ignore_errors=True)
+    work.rename(static)
+    return static
