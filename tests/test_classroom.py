@@ -298,6 +298,8 @@ def read_environment_yml(path: Path = REPO / "environment.yml") -> tuple[dict, d
             other.append(spec)
             continue
         name, bounds = re.fullmatch(r"([A-Za-z0-9_.\-]+)\s*(.*)", spec).groups()
+        if re.fullmatch(r"=[0-9.]+", bounds):  # conda's name=X.Y means X.Y.*
+            bounds = f"={bounds}.*"
         (pip if in_pip else conda)[name.lower()] = SpecifierSet(bounds.replace(" ", ""))
     return conda, pip, other
 
