@@ -20,12 +20,11 @@ database objects may use it, and dropping an extension needs more privilege than
 """
 from typing import Sequence, Union
 
-from alembic import op
+from alembic import context, op
+from alembic.util import CommandError
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from pgvector.sqlalchemy import Vector
-
-from labkit.safety import refuse_data_loss, require_extension
 
 # revision identifiers, used by Alembic.
 revision: str = "0004_settings_and_embedding"
@@ -41,7 +40,10 @@ INSTALL_PGVECTOR = (
 
 def upgrade() -> None:
     """Enable pgvector, add the two columns and the HNSW index."""
-    require_extension("vector", INSTALL_PGVECTOR)
+    if not context.is_offline_mode() and not op.get_bind().scalar(
+            sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")):
+        raise CommandError(f"This PostgreSQL server has no 'vector' extension available. "
+                           f"Nothing was changed.\n{INSTALL_PGVECTOR}")
     op.execute("CREATE EXTENSION IF NOT EXISTS vector")
     op.add_column(
         "users",
@@ -62,7 +64,27 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Drop the index and the columns; keep the extension."""
-    refuse_data_loss("users", {"settings": "'{}'::jsonb", "embedding": None})
+    refuse_data_loss("users.settings, users.embedding",
+                     "settings <> '{}'::jsonb OR embedding IS NOT NULL")
     op.drop_index("ix_users_embedding", table_name="users", postgresql_using="hnsw")
     op.drop_column("users", "embedding")
     op.drop_column("users", "settings")
+
+
+def refuse_data_loss(what: str, holds_data: str) -> None:
+    """Stop the downgrade, changing nothing, while rows of users match ``holds_data``.
+
+    Written out here, not imported from the lab: a revision that imports application code
+    breaks the history the day that code changes. Confirm the loss with
+    ``alembic -x allow_data_loss=true downgrade ...`` or ``cfg.attributes["allow_data_loss"] = True``.
+    """
+    confirmed = context.get_x_argument(as_dictionary=True).get("allow_data_loss", "").lower() == "true"
+    if context.is_offline_mode() or confirmed or context.config.attributes.get("allow_data_loss"):
+        return
+    rows = op.get_bind().scalar(sa.text(f"SELECT count(*) FROM users WHERE {holds_data}"))
+    if rows:
+        raise CommandError(
+            f"Refusing to drop {what}: {rows} row{'s' if rows != 1 else ''} of 'users' hold data there.\n"
+            "Nothing was changed. To drop it and its data anyway, confirm with\n"
+            f"  alembic -x allow_data_loss=true downgrade {context.get_revision_argument() or 'base'}\n"
+            "or, from Python, cfg.attributes['allow_data_loss'] = True before command.downgrade.")
