@@ -6,8 +6,11 @@ Create Date: 2026-11-28 00:00:00
 
 Both columns are nullable on purpose. Adding a NOT NULL column without a default
 fails on a table that already has rows ("column contains null values"): the existing
-users have no e-mail yet. Nullable columns are also metadata-only in PostgreSQL, so the
-ALTER is instant however big the table is. Tighten to NOT NULL later, after a backfill.
+users have no e-mail yet. Nullable columns are also catalog-only in PostgreSQL: no row is
+rewritten, however big the table is. The ALTER still takes an ACCESS EXCLUSIVE lock on users
+first, so it waits behind any long transaction on the table, and every later query waits
+behind it; on a busy table, set lock_timeout (notebook 3). Tighten to NOT NULL later, after a
+backfill.
 
 The downgrade refuses to drop the columns while any row holds a value in them; confirm
 with ``alembic -x allow_data_loss=true downgrade ...`` to drop them anyway.
@@ -50,8 +53,9 @@ def refuse_data_loss(what: str, holds_data: str) -> None:
         return
     rows = op.get_bind().scalar(sa.text(f"SELECT count(*) FROM users WHERE {holds_data}"))
     if rows:
+        held = f"{rows} row of 'users' holds" if rows == 1 else f"{rows} rows of 'users' hold"
         raise CommandError(
-            f"Refusing to drop {what}: {rows} row{'s' if rows != 1 else ''} of 'users' hold data there.\n"
+            f"Refusing to drop {what}: {held} data there.\n"
             "Nothing was changed. To drop it and its data anyway, confirm with\n"
             f"  alembic -x allow_data_loss=true downgrade {context.get_revision_argument() or 'base'}\n"
             "or, from Python, cfg.attributes['allow_data_loss'] = True before command.downgrade.")

@@ -6,17 +6,24 @@ Create Date: 2026-11-28 00:00:00
 
 - ``CREATE EXTENSION IF NOT EXISTS vector`` runs inside this migration, so the type
   exists before the column needs it; autogenerate never writes it.
-- ``settings`` is JSONB, not JSON: JSONB is stored parsed, so it can be indexed (GIN)
-  and queried by key with ``->``/``->>``/``@>``; JSON keeps the raw text and re-parses
-  it on every read. Its server default ``'{}'`` is a constant, so adding it does not
-  rewrite the table, and no row is ever NULL.
+- ``settings`` is JSONB, not JSON. Both can be read by key with ``->`` and ``->>``; JSONB
+  is stored parsed (keys de-duplicated and sorted, whitespace dropped), so it also has
+  containment (``@>``) and GIN indexing, while JSON keeps the raw text and re-parses it on
+  every read. Its server default ``'{}'`` is a constant, so adding it does not rewrite the
+  table (it still takes an ACCESS EXCLUSIVE lock briefly), and no row is ever NULL.
 - ``embedding`` is ``vector(384)``, the size of common sentence-embedding models such as
   all-MiniLM-L6-v2. It is nullable: rows get vectors when they are computed.
-- The HNSW index serves nearest-neighbour search by cosine distance (``<=>``).
+- The HNSW index serves nearest-neighbour search by cosine distance (``<=>``). Rows with a
+  NULL embedding are not in it. It is built here inside the migration's transaction, which
+  blocks writes to users while it builds: fine for the lab's five rows. On a big production
+  table, build it with ``CREATE INDEX CONCURRENTLY`` in a revision of its own, inside
+  ``with op.get_context().autocommit_block():`` (notebook 4 shows it).
 
 The downgrade drops the index and columns, refusing while any row holds settings other
-than ``{}`` or an embedding. It leaves the extension installed: other tables or other
-database objects may use it, and dropping an extension needs more privilege than creating it.
+than ``{}`` or an embedding. It leaves the extension installed: ``CREATE EXTENSION IF NOT
+EXISTS`` does nothing when the extension was already there, and cannot tell whether this
+revision or someone else created it, so dropping it could take away what another schema,
+application or administrator installed (and only its owner or a superuser may drop it).
 """
 from typing import Sequence, Union
 
@@ -83,8 +90,9 @@ def refuse_data_loss(what: str, holds_data: str) -> None:
         return
     rows = op.get_bind().scalar(sa.text(f"SELECT count(*) FROM users WHERE {holds_data}"))
     if rows:
+        held = f"{rows} row of 'users' holds" if rows == 1 else f"{rows} rows of 'users' hold"
         raise CommandError(
-            f"Refusing to drop {what}: {rows} row{'s' if rows != 1 else ''} of 'users' hold data there.\n"
+            f"Refusing to drop {what}: {held} data there.\n"
             "Nothing was changed. To drop it and its data anyway, confirm with\n"
             f"  alembic -x allow_data_loss=true downgrade {context.get_revision_argument() or 'base'}\n"
             "or, from Python, cfg.attributes['allow_data_loss'] = True before command.downgrade.")
