@@ -45,6 +45,8 @@ def problems(nb) -> list[str]:
         else:
             if not collapsed(nxt):
                 found.append(f"cell {i + 1}: the 'solution' cell is not collapsed (jupyter.source_hidden)")
+            if not nxt.source.lstrip().startswith("#"):  # a collapsed cell still shows its first line
+                found.append(f"cell {i + 1}: the 'solution' cell does not start with a comment line")
             if "Not yet" not in after.source:
                 found.append(f"cell {i + 2}: the 'self-check' cell never says 'Not yet'")
     return found

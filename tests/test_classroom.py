@@ -341,7 +341,7 @@ def synthetic_notebook():
     nb.cells = [
         cell("markdown", "# Title\n\n## Exercise: drop a column"),
         cell("code", "answer = ...  # your code here", "exercise", output="Ellipsis"),
-        cell("code", "answer = 'SOLUTION_TEXT_42'\nprint(answer)", "solution",
+        cell("code", "# Solution\nanswer = 'SOLUTION_TEXT_42'\nprint(answer)", "solution",
              output="SOLUTION_OUTPUT_42"),
         cell("code", "print('✓ right' if answer == ... else '✗ Not yet')", "self-check",
              output="✓ right, it is SOLUTION_OUTPUT_42"),
