@@ -97,3 +97,41 @@ def test_a_reference_revision_copied_into_a_workspace_is_the_lab_s_own(student_d
     """Notebooks copy the inline guard from the reference revision: that file must be where ph says."""
     ph = notebook.start(2)
     assert ph.reference(phases.REVISIONS[2]).read_text().count("def refuse_data_loss") == 1
+
+
+# The same EXPLAIN (COSTS OFF, enable_seqscan off) on PostgreSQL 15.18 (Debian) and on the
+# embedded 18.4, as each printed it.
+EXPLAIN_PG15 = """Limit
+  InitPlan 1 (returns $0)
+    ->  Index Scan using t_pkey on t t_1
+          Index Cond: (id = 2)
+  ->  Sort
+        Sort Key: (abs((t.x - $0)))
+        ->  Seq Scan on t"""
+EXPLAIN_PG18 = """Limit
+  InitPlan 1
+    ->  Index Scan using t_pkey on t t_1
+          Index Cond: (id = 2)
+  ->  Sort
+        Sort Key: (abs((t.x - (InitPlan 1).col1)))
+        ->  Seq Scan on t
+              Disabled: true"""
+
+
+def test_sanitize_makes_explain_from_postgresql_15_and_18_compare_equal():
+    """Notebook 4's plans must not fail nbval on the PostgreSQL 13-16 servers the README allows."""
+    import configparser
+    import re
+
+    from labkit import runtime
+
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(runtime.REPO / "notebooks" / "sanitize.cfg")
+
+    def sanitize(text):
+        for section in parser.sections():
+            text = re.sub(parser[section]["regex"], parser[section]["replace"], text)
+        return text
+
+    assert EXPLAIN_PG15 != EXPLAIN_PG18
+    assert sanitize(EXPLAIN_PG15 + "\n") == sanitize(EXPLAIN_PG18 + "\n")  # as printed: line by line
