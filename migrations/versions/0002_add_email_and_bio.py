@@ -56,6 +56,6 @@ def refuse_data_loss(what: str, holds_data: str) -> None:
         held = f"{rows} row of 'users' holds" if rows == 1 else f"{rows} rows of 'users' hold"
         raise CommandError(
             f"Refusing to drop {what}: {held} data there.\n"
-            "Nothing was changed. To drop it and its data anyway, confirm with\n"
+            "Nothing was changed. To drop the data anyway, confirm with\n"
             f"  alembic -x allow_data_loss=true downgrade {context.get_revision_argument() or 'base'}\n"
             "or, from Python, cfg.attributes['allow_data_loss'] = True before command.downgrade.")
