@@ -106,7 +106,7 @@ class Phase:
         before = since if since is not None else self.generated.get(rev_id, "")
         return "".join(difflib.unified_diff(
             before.splitlines(keepends=True), path.read_text().splitlines(keepends=True),
-            "as generated" if since is None else "before", "edited"))
+            "as generated" if since is None else "before the edit", "edited"))
 
 
 def start(phase: int, metadata: sa.MetaData | None = None) -> Phase:
