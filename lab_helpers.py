@@ -31,10 +31,10 @@ __all__ = [
     "DataLossRefused", "EMBEDDING_DIM", "LabError", "NAMING_CONVENTION", "Phase", "REVISIONS",
     "SAMPLE_SETTINGS", "SAMPLE_USERS", "alembic_config", "app_connection", "checksum",
     "diff_tables", "embed", "engine", "expand_contract", "flat_vs_linear",
-    "flat_vs_linear_verdict", "goto", "history_diagram", "offline_sql", "query", "rehearsal",
-    "relative", "relative_paths", "reset", "run_sql", "schema_diagram", "scratch_copy",
-    "script_text", "short_error", "show_script", "squawk", "squawk_rules", "start", "status",
-    "url", "users",
+    "flat_vs_linear_verdict", "goto", "history_diagram", "offline_sql", "project_database_url",
+    "query", "rehearsal", "relative", "relative_paths", "reset", "run_sql", "schema_diagram",
+    "scratch_copy", "script_text", "short_error", "show_script", "squawk", "squawk_rules",
+    "start", "status", "url", "users",
 ]
 
 REVISIONS = phases.REVISIONS
@@ -70,6 +70,8 @@ squawk_rules = lessons.squawk_rules
 expand_contract = lessons.expand_contract
 flat_vs_linear = lessons.flat_vs_linear
 flat_vs_linear_verdict = lessons.flat_vs_linear_verdict
+# Notebook 5: the only thing the lab hands to your own project is a database URL.
+project_database_url = lessons.project_database_url
 
 
 def url() -> sa.URL:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
@@ -54,7 +55,7 @@ class RelativeStdout:
     """A stream for ``Config.stdout``: writes to sys.stdout with absolute paths relative, today's dates fixed.
 
     ``command.history(cfg, verbose=True)`` prints each revision's ``Path:``; through this
-    stream a notebook shows ``.lab/workspace/...`` instead of a path that differs per machine.
+    stream a notebook shows ``workspace/...`` instead of a path that differs per machine.
     """
 
     encoding = "utf-8"
@@ -70,10 +71,11 @@ class RelativeStdout:
 
 
 def relative(path_or_text) -> str:
-    """Return a path (or text) with the repository and data folder shown relative, e.g. .lab/workspace/..."""
+    """Return a path (or text) with the repository's folder left out, e.g. workspace/lab/phase1/..."""
     text = str(path_or_text)
-    for root, name in ((runtime.data_root(), ".lab"), (runtime.REPO, ".")):
-        text = text.replace(str(root), name)
+    for root, name in ((f"{runtime.REPO}{os.sep}", ""), (str(runtime.REPO), "."),
+                       (str(runtime.data_root()), "<data folder>")):
+        text = text.replace(root, name)
     return text
 
 

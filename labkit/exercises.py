@@ -2,8 +2,10 @@
 
 The convention, shared by every notebook in ``notebooks/``: a code cell tagged
 ``exercise`` (where the learner writes), then a cell tagged ``solution`` (the
-instructor's answer, which keeps the notebook runnable under nbval), then a cell tagged
-``self-check`` that tells the learner plainly whether they got it.
+instructor's answer, which keeps the notebook runnable under nbval, collapsed in JupyterLab
+by ``metadata.jupyter.source_hidden``), then a cell tagged ``self-check`` that tells the
+learner plainly whether they got it, and says "Not yet" and how to go on when not. Nothing
+after an exercise may depend on it being solved: student copies run top to bottom as given.
 
 Student copies drop every ``solution`` cell and clear every output, so no answer
 reaches a learner through a cell or through what a cell printed.
@@ -40,7 +42,26 @@ def problems(nb) -> list[str]:
             found.append(f"cell {i}: the 'exercise' cell is not followed by a 'solution' cell")
         elif after is None or SELF_CHECK not in tags(after):
             found.append(f"cell {i + 1}: the 'solution' cell is not followed by a 'self-check' cell")
+        else:
+            if not collapsed(nxt):
+                found.append(f"cell {i + 1}: the 'solution' cell is not collapsed (jupyter.source_hidden)")
+            if not nxt.source.lstrip().startswith("#"):  # a collapsed cell still shows its first line
+                found.append(f"cell {i + 1}: the 'solution' cell does not start with a comment line")
+            if "Not yet" not in after.source:
+                found.append(f"cell {i + 2}: the 'self-check' cell never says 'Not yet'")
     return found
+
+
+def collapsed(cell) -> bool:
+    """Return whether JupyterLab shows the cell's source collapsed."""
+    return bool(cell.get("metadata", {}).get("jupyter", {}).get("source_hidden"))
+
+
+def collapse_solutions(nb) -> None:
+    """Collapse every ``solution`` cell's source, so a learner opens the answer only on purpose."""
+    for cell in nb.cells:
+        if SOLUTION in tags(cell):
+            cell.metadata.setdefault("jupyter", {})["source_hidden"] = True
 
 
 def strip_solutions(nb):

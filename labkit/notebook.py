@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import io
 import re
 from pathlib import Path
@@ -26,6 +27,7 @@ class Phase:
         self.version_dir = phases.workspace(phase)
         self.cfg: Config = phases.config(version_dir=self.version_dir, metadata=metadata)
         self.cfg.stdout = display.RelativeStdout()  # history --verbose prints relative paths
+        self.generated: dict[str, str] = {}  # each revision's text as autogenerate wrote it
 
     def use_model(self, metadata: sa.MetaData) -> None:
         """Make autogenerate compare the database with this model."""
@@ -52,18 +54,22 @@ class Phase:
             script = command.revision(self.cfg, message=message, autogenerate=True, rev_id=rev_id)
         print(display.relative(out.getvalue()).rstrip())
         phases.forget_bytecode(self.version_dir)
+        self.generated[rev_id] = Path(script.path).read_text()
         return Path(script.path)
 
     def _parent_of(self, rev_id: str) -> str | None:
         ids = list(phases.REVISIONS.values())
         return ids[ids.index(rev_id) - 1] if rev_id in ids and ids.index(rev_id) > 0 else None
 
-    def drop_rename_hint(self, rev_id: str) -> Path:
+    def drop_rename_hint(self, rev_id: str) -> None:
         """Remove the RENAME? comment autogenerate wrote into a workspace revision."""
         path = self.script(rev_id)
         path.write_text(autogen.strip_rename_hint(path.read_text()))
         phases.forget_bytecode(self.version_dir)
-        return path
+
+    def reference(self, rev_id: str) -> Path:
+        """Return the path of the lab's reference revision ``rev_id`` in migrations/versions."""
+        return phases.REFERENCE_VERSIONS / f"{rev_id}.py"
 
     def script(self, rev_id: str) -> Path:
         """Return the path of a revision in this workspace."""
@@ -83,6 +89,24 @@ class Phase:
         path.write_text(text.replace(old, new))
         phases.forget_bytecode(self.version_dir)
         return path
+
+
+    def append(self, rev_id: str, text: str) -> Path:
+        """Add ``text`` at the end of a workspace revision; run twice, it changes nothing."""
+        path = self.script(rev_id)
+        current = path.read_text()
+        if text.strip() not in current:
+            path.write_text(current.rstrip("\n") + "\n" + text)
+            phases.forget_bytecode(self.version_dir)
+        return path
+
+    def diff(self, rev_id: str, since: str | None = None) -> str:
+        """Return a unified diff of a workspace revision: ``since`` (default: as generated) against now."""
+        path = self.script(rev_id)
+        before = since if since is not None else self.generated.get(rev_id, "")
+        return "".join(difflib.unified_diff(
+            before.splitlines(keepends=True), path.read_text().splitlines(keepends=True),
+            "as generated" if since is None else "before the edit", "edited"))
 
 
 def start(phase: int, metadata: sa.MetaData | None = None) -> Phase:

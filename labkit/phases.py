@@ -23,6 +23,9 @@ REVISIONS = {
     3: "0003_rename_name_to_full_name",
     4: "0004_settings_and_embedding",
 }
+# Where notebooks write the revisions they generate: visible (not a dot-folder, so JupyterLab's
+# file browser shows it and learners can open the file they are told to edit) and git-ignored.
+WORKSPACE = runtime.REPO / "workspace"
 # Tables the notebooks create for throwaway experiments start with this prefix; reset drops them.
 SCRATCH_PREFIX = "scratch_"
 
@@ -56,7 +59,7 @@ def config(version_dir: Path | None = None, connection=None, metadata=None) -> C
 
 def _workspace_root(url: sa.URL) -> Path:
     """Return the folder holding every phase's workspace for the database at ``url``."""
-    return runtime.data_root() / "workspace" / (url.database or "default")
+    return WORKSPACE / (url.database or "default")
 
 
 def workspace(phase: int) -> Path:

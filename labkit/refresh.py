@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import runtime
+from . import exercises, runtime
 
 NOTEBOOKS = runtime.REPO / "notebooks"
 
@@ -30,6 +30,23 @@ def coalesce_streams(outputs: list) -> list:
     return merged
 
 
+# What the repository's folder is shown as in saved outputs. The alembic command line prints
+# absolute paths (notebook 5); a reader's checkout is somewhere else, and sanitize.cfg's path
+# rule makes both forms compare equal.
+SHOWN_REPO = "~/database-evolution"
+
+
+def _neutral_paths(output) -> None:
+    """Show the repository's folder in an output as SHOWN_REPO."""
+    repo = str(runtime.REPO)
+    if output.get("output_type") == "stream":
+        output["text"] = output["text"].replace(repo, SHOWN_REPO)
+    for key in ("text/plain", "text/html", "text/markdown"):
+        value = output.get("data", {}).get(key)
+        if isinstance(value, str):
+            output["data"][key] = value.replace(repo, SHOWN_REPO)
+
+
 def clean(nb) -> None:
     """Drop what changes from run to run but tells the reader nothing: timings and the Python patch level."""
     for cell in nb.cells:
@@ -37,8 +54,11 @@ def clean(nb) -> None:
         cell.metadata.pop("ExecuteTime", None)
         if cell.cell_type == "code":
             cell.outputs = coalesce_streams(cell.outputs)
+            for output in cell.outputs:
+                _neutral_paths(output)
     nb.metadata.get("language_info", {}).pop("version", None)
     nb.metadata.pop("widgets", None)
+    exercises.collapse_solutions(nb)
 
 
 def refresh(path: Path, timeout: int = 600) -> float:

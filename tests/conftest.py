@@ -28,7 +28,7 @@ def student_db(monkeypatch, request):
     yield url
     runtime.engine(url).dispose()
     helpers.drop_database(f"lab_{name}")
-    shutil.rmtree(runtime.data_root() / "workspace" / f"lab_{name}", ignore_errors=True)
+    shutil.rmtree(phases.WORKSPACE / f"lab_{name}", ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- extra servers

@@ -330,6 +330,8 @@ def cell(kind, source, tag=None, output=None):
     c = new(source)
     if tag:
         c.metadata["tags"] = [tag]
+    if tag == "solution":
+        c.metadata["jupyter"] = {"source_hidden": True}
     if output is not None:
         c.outputs = [nbformat.v4.new_output("stream", name="stdout", text=output)]
         c.execution_count = 3
@@ -341,9 +343,9 @@ def synthetic_notebook():
     nb.cells = [
         cell("markdown", "# Title\n\n## Exercise: drop a column"),
         cell("code", "answer = ...  # your code here", "exercise", output="Ellipsis"),
-        cell("code", "answer = 'SOLUTION_TEXT_42'\nprint(answer)", "solution",
+        cell("code", "# Solution\nanswer = 'SOLUTION_TEXT_42'\nprint(answer)", "solution",
              output="SOLUTION_OUTPUT_42"),
-        cell("code", "print('✓ right' if answer == ... else '✗ not yet')", "self-check",
+        cell("code", "print('✓ right' if answer == ... else '✗ Not yet')", "self-check",
              output="✓ right, it is SOLUTION_OUTPUT_42"),
     ]
     return nb

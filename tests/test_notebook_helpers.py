@@ -63,3 +63,75 @@ def test_edit_twice_changes_nothing_and_a_wrong_edit_is_short(student_db, capsys
     with pytest.raises(LabError) as info:
         ph.edit(REV, "op.no_such_call()", "x")
     assert len(str(info.value).splitlines()) == 2
+
+
+def test_the_workspace_is_a_visible_git_ignored_folder_outside_the_data_folder(student_db):
+    """Learners must open the revision they are told to edit: JupyterLab's browser hides dot-folders."""
+    import subprocess
+
+    from labkit import runtime
+
+    ph = notebook.start(3, Base.metadata)
+    relative = ph.version_dir.relative_to(runtime.REPO)
+    assert not any(part.startswith(".") for part in relative.parts), relative
+    assert not ph.version_dir.is_relative_to(runtime.data_root())
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(ph.version_dir / f"{REV}.py")],
+                             cwd=runtime.REPO)
+    assert ignored.returncode == 0, f"{relative} is not ignored by git"
+
+
+def test_append_twice_adds_once_and_diff_shows_the_edit(student_db):
+    """The guard appended to a revision (notebooks 2 and 4) must survive a cell run twice."""
+    ph = notebook.start(3, Base.metadata)
+    ph.autogenerate("rename", rev_id=REV)
+    ph.append(REV, "\n\ndef helper():\n    return 42\n")
+    ph.append(REV, "\n\ndef helper():\n    return 42\n")
+    text = ph.script(REV).read_text()
+    assert text.count("def helper") == 1
+    diff = ph.diff(REV)
+    assert diff.startswith("--- as generated\n+++ edited\n")
+    assert "+def helper():" in diff and "-" not in diff.split("@@", 2)[2].replace("-> ", "")
+
+
+def test_a_reference_revision_copied_into_a_workspace_is_the_lab_s_own(student_db):
+    """Notebooks copy the inline guard from the reference revision: that file must be where ph says."""
+    ph = notebook.start(2)
+    assert ph.reference(phases.REVISIONS[2]).read_text().count("def refuse_data_loss") == 1
+
+
+# The same EXPLAIN (COSTS OFF, enable_seqscan off) on PostgreSQL 15.18 (Debian) and on the
+# embedded 18.4, as each printed it.
+EXPLAIN_PG15 = """Limit
+  InitPlan 1 (returns $0)
+    ->  Index Scan using t_pkey on t t_1
+          Index Cond: (id = 2)
+  ->  Sort
+        Sort Key: (abs((t.x - $0)))
+        ->  Seq Scan on t"""
+EXPLAIN_PG18 = """Limit
+  InitPlan 1
+    ->  Index Scan using t_pkey on t t_1
+          Index Cond: (id = 2)
+  ->  Sort
+        Sort Key: (abs((t.x - (InitPlan 1).col1)))
+        ->  Seq Scan on t
+              Disabled: true"""
+
+
+def test_sanitize_makes_explain_from_postgresql_15_and_18_compare_equal():
+    """Notebook 4's plans must not fail nbval on the PostgreSQL 13-16 servers the README allows."""
+    import configparser
+    import re
+
+    from labkit import runtime
+
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(runtime.REPO / "notebooks" / "sanitize.cfg")
+
+    def sanitize(text):
+        for section in parser.sections():
+            text = re.sub(parser[section]["regex"], parser[section]["replace"], text)
+        return text
+
+    assert EXPLAIN_PG15 != EXPLAIN_PG18
+    assert sanitize(EXPLAIN_PG15 + "\n") == sanitize(EXPLAIN_PG18 + "\n")  # as printed: line by line

@@ -11,10 +11,9 @@ The downgrade refuses to drop the table while it holds rows; confirm with
 """
 from typing import Sequence, Union
 
-from alembic import op
+from alembic import context, op
+from alembic.util import CommandError
 import sqlalchemy as sa
-
-from labkit.safety import refuse_data_loss
 
 # revision identifiers, used by Alembic.
 revision: str = "0001_create_users"
@@ -35,5 +34,25 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Drop the users table, unless it holds rows that were not confirmed for loss."""
-    refuse_data_loss("users")
+    refuse_data_loss("table 'users'", "true")
     op.drop_table("users")
+
+
+def refuse_data_loss(what: str, holds_data: str) -> None:
+    """Stop the downgrade, changing nothing, while rows of users match ``holds_data``.
+
+    Written out here, not imported from the lab: a revision that imports application code
+    breaks the history the day that code changes. Confirm the loss with
+    ``alembic -x allow_data_loss=true downgrade ...`` or ``cfg.attributes["allow_data_loss"] = True``.
+    """
+    confirmed = context.get_x_argument(as_dictionary=True).get("allow_data_loss", "").lower() == "true"
+    if context.is_offline_mode() or confirmed or context.config.attributes.get("allow_data_loss"):
+        return
+    rows = op.get_bind().scalar(sa.text(f"SELECT count(*) FROM users WHERE {holds_data}"))
+    if rows:
+        held = f"{rows} row of 'users' holds" if rows == 1 else f"{rows} rows of 'users' hold"
+        raise CommandError(
+            f"Refusing to drop {what}: {held} data there.\n"
+            "Nothing was changed. To drop the data anyway, confirm with\n"
+            f"  alembic -x allow_data_loss=true downgrade {context.get_revision_argument() or 'base'}\n"
+            "or, from Python, cfg.attributes['allow_data_loss'] = True before command.downgrade.")

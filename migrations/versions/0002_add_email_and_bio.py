@@ -6,18 +6,20 @@ Create Date: 2026-11-28 00:00:00
 
 Both columns are nullable on purpose. Adding a NOT NULL column without a default
 fails on a table that already has rows ("column contains null values"): the existing
-users have no e-mail yet. Nullable columns are also metadata-only in PostgreSQL, so the
-ALTER is instant however big the table is. Tighten to NOT NULL later, after a backfill.
+users have no e-mail yet. Nullable columns are also catalog-only in PostgreSQL: no row is
+rewritten, however big the table is. The ALTER still takes an ACCESS EXCLUSIVE lock on users
+first, so it waits behind any long transaction on the table, and every later query waits
+behind it; on a busy table, set lock_timeout (notebook 3). Tighten to NOT NULL later, after a
+backfill.
 
 The downgrade refuses to drop the columns while any row holds a value in them; confirm
 with ``alembic -x allow_data_loss=true downgrade ...`` to drop them anyway.
 """
 from typing import Sequence, Union
 
-from alembic import op
+from alembic import context, op
+from alembic.util import CommandError
 import sqlalchemy as sa
-
-from labkit.safety import refuse_data_loss
 
 # revision identifiers, used by Alembic.
 revision: str = "0002_add_email_and_bio"
@@ -34,6 +36,26 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Drop the columns, unless they hold data that was not confirmed for loss."""
-    refuse_data_loss("users", {"email": None, "bio": None})
+    refuse_data_loss("users.email, users.bio", "email IS NOT NULL OR bio IS NOT NULL")
     op.drop_column("users", "bio")
     op.drop_column("users", "email")
+
+
+def refuse_data_loss(what: str, holds_data: str) -> None:
+    """Stop the downgrade, changing nothing, while rows of users match ``holds_data``.
+
+    Written out here, not imported from the lab: a revision that imports application code
+    breaks the history the day that code changes. Confirm the loss with
+    ``alembic -x allow_data_loss=true downgrade ...`` or ``cfg.attributes["allow_data_loss"] = True``.
+    """
+    confirmed = context.get_x_argument(as_dictionary=True).get("allow_data_loss", "").lower() == "true"
+    if context.is_offline_mode() or confirmed or context.config.attributes.get("allow_data_loss"):
+        return
+    rows = op.get_bind().scalar(sa.text(f"SELECT count(*) FROM users WHERE {holds_data}"))
+    if rows:
+        held = f"{rows} row of 'users' holds" if rows == 1 else f"{rows} rows of 'users' hold"
+        raise CommandError(
+            f"Refusing to drop {what}: {held} data there.\n"
+            "Nothing was changed. To drop the data anyway, confirm with\n"
+            f"  alembic -x allow_data_loss=true downgrade {context.get_revision_argument() or 'base'}\n"
+            "or, from Python, cfg.attributes['allow_data_loss'] = True before command.downgrade.")

@@ -6,26 +6,32 @@ Create Date: 2026-11-28 00:00:00
 
 - ``CREATE EXTENSION IF NOT EXISTS vector`` runs inside this migration, so the type
   exists before the column needs it; autogenerate never writes it.
-- ``settings`` is JSONB, not JSON: JSONB is stored parsed, so it can be indexed (GIN)
-  and queried by key with ``->``/``->>``/``@>``; JSON keeps the raw text and re-parses
-  it on every read. Its server default ``'{}'`` is a constant, so adding it does not
-  rewrite the table, and no row is ever NULL.
+- ``settings`` is JSONB, not JSON. Both can be read by key with ``->`` and ``->>``; JSONB
+  is stored parsed (keys de-duplicated and sorted, whitespace dropped), so it also has
+  containment (``@>``) and GIN indexing, while JSON keeps the raw text and re-parses it on
+  every read. Its server default ``'{}'`` is a constant, so adding it does not rewrite the
+  table (it still takes an ACCESS EXCLUSIVE lock briefly), and no row is ever NULL.
 - ``embedding`` is ``vector(384)``, the size of common sentence-embedding models such as
   all-MiniLM-L6-v2. It is nullable: rows get vectors when they are computed.
-- The HNSW index serves nearest-neighbour search by cosine distance (``<=>``).
+- The HNSW index serves nearest-neighbour search by cosine distance (``<=>``). Rows with a
+  NULL embedding are not in it. It is built here inside the migration's transaction, which
+  blocks writes to users while it builds: fine for the lab's five rows. On a big production
+  table, build it with ``CREATE INDEX CONCURRENTLY`` in a revision of its own, inside
+  ``with op.get_context().autocommit_block():`` (notebook 4 shows it).
 
 The downgrade drops the index and columns, refusing while any row holds settings other
-than ``{}`` or an embedding. It leaves the extension installed: other tables or other
-database objects may use it, and dropping an extension needs more privilege than creating it.
+than ``{}`` or an embedding. It leaves the extension installed: ``CREATE EXTENSION IF NOT
+EXISTS`` does nothing when the extension was already there, and cannot tell whether this
+revision or someone else created it, so dropping it could take away what another schema,
+application or administrator installed (and only its owner or a superuser may drop it).
 """
 from typing import Sequence, Union
 
-from alembic import op
+from alembic import context, op
+from alembic.util import CommandError
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from pgvector.sqlalchemy import Vector
-
-from labkit.safety import refuse_data_loss, require_extension
 
 # revision identifiers, used by Alembic.
 revision: str = "0004_settings_and_embedding"
@@ -41,7 +47,10 @@ INSTALL_PGVECTOR = (
 
 def upgrade() -> None:
     """Enable pgvector, add the two columns and the HNSW index."""
-    require_extension("vector", INSTALL_PGVECTOR)
+    if not context.is_offline_mode() and not op.get_bind().scalar(
+            sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")):
+        raise CommandError(f"This PostgreSQL server has no 'vector' extension available. "
+                           f"Nothing was changed.\n{INSTALL_PGVECTOR}")
     op.execute("CREATE EXTENSION IF NOT EXISTS vector")
     op.add_column(
         "users",
@@ -62,7 +71,28 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Drop the index and the columns; keep the extension."""
-    refuse_data_loss("users", {"settings": "'{}'::jsonb", "embedding": None})
+    refuse_data_loss("users.settings, users.embedding",
+                     "settings <> '{}'::jsonb OR embedding IS NOT NULL")
     op.drop_index("ix_users_embedding", table_name="users", postgresql_using="hnsw")
     op.drop_column("users", "embedding")
     op.drop_column("users", "settings")
+
+
+def refuse_data_loss(what: str, holds_data: str) -> None:
+    """Stop the downgrade, changing nothing, while rows of users match ``holds_data``.
+
+    Written out here, not imported from the lab: a revision that imports application code
+    breaks the history the day that code changes. Confirm the loss with
+    ``alembic -x allow_data_loss=true downgrade ...`` or ``cfg.attributes["allow_data_loss"] = True``.
+    """
+    confirmed = context.get_x_argument(as_dictionary=True).get("allow_data_loss", "").lower() == "true"
+    if context.is_offline_mode() or confirmed or context.config.attributes.get("allow_data_loss"):
+        return
+    rows = op.get_bind().scalar(sa.text(f"SELECT count(*) FROM users WHERE {holds_data}"))
+    if rows:
+        held = f"{rows} row of 'users' holds" if rows == 1 else f"{rows} rows of 'users' hold"
+        raise CommandError(
+            f"Refusing to drop {what}: {held} data there.\n"
+            "Nothing was changed. To drop the data anyway, confirm with\n"
+            f"  alembic -x allow_data_loss=true downgrade {context.get_revision_argument() or 'base'}\n"
+            "or, from Python, cfg.attributes['allow_data_loss'] = True before command.downgrade.")

@@ -134,10 +134,10 @@ def _screenshot(page, name: str) -> None:
         figure.screenshot(path=str(SCREENSHOTS / f"{name}-mermaid-{i}.png"))
 
 
-def test_the_series_has_four_notebooks():
+def test_the_series_has_five_notebooks():
     """The browser tests are only proof if they see the whole series; an empty list would prove nothing."""
     names = [p.name for p in NOTEBOOKS]
-    assert len(names) == 4, f"expected notebooks/01..04_*.ipynb, found {names}"
+    assert len(names) == 5, f"expected notebooks/01..05_*.ipynb, found {names}"
 
 
 @pytest.mark.parametrize("source", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -196,7 +196,8 @@ def test_notebook_runs_in_jupyterlab(source, browser, lab_server):
     assert any(_is_before_after(t) for t in filled), (
         f"{source.name}: no before/after table; headers seen: {[t['headers'][:1] for t in filled]}")
 
-    assert expected_mermaid >= 1, f"{source.name}: shows no ```mermaid diagram"
+    # Notebook 5 (your own project) uses nothing of the lab's, its diagrams included.
+    assert expected_mermaid >= 1 or source.name.startswith("05_"), f"{source.name}: shows no ```mermaid diagram"
     broken = [m["text"] for m in mermaid if m["warning"]]
     assert not broken, f"{source.name}: Mermaid could not draw:\n" + "\n---\n".join(broken)
     drawn = [m for m in mermaid if m["svg"] and m["width"] > 0 and m["height"] > 0]

@@ -1,0 +1,101 @@
+"""Notebook 5, the capstone (issue 13): your own project, on the alembic command line alone.
+
+Its outputs are compared by nbval like every notebook's; these tests hold it to what makes it
+a capstone: the lab hands it a database URL and nothing else, it runs the alembic command
+line itself, and it passes on its own after ``python -m lab_helpers reset``.
+"""
+
+import ast
+import json
+import re
+import subprocess
+import sys
+
+import nbformat
+
+from helpers import REPO, lab
+
+CAPSTONE = REPO / "notebooks" / "05_your_own_project.ipynb"
+
+
+def code_cells(path=CAPSTONE) -> list[str]:
+    return [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+
+
+def test_the_capstone_takes_only_the_database_url_from_the_lab():
+    """Tomorrow there is no lab_helpers: the only thing it may provide is the database URL."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    imported = []
+    for source in code_cells():
+        if source.startswith("%%writefile"):  # a file the project holds, not code the notebook runs
+            continue
+        python = TransformerManager().transform_cell(source)  # !cmd and %magic as IPython runs them
+        for node in ast.walk(ast.parse(python)):
+            if isinstance(node, ast.ImportFrom) and node.module.split(".")[0] in ("lab_helpers", "labkit"):
+                imported += [alias.name for alias in node.names]
+            elif isinstance(node, ast.Import):
+                assert not [a for a in node.names if a.name.split(".")[0] in ("lab_helpers", "labkit")]
+    assert imported == ["project_database_url"]
+    assert not [s for s in code_cells() if "lab_helpers." in s]
+
+
+def test_the_capstone_runs_the_alembic_command_line_at_least_eight_times():
+    """The workflow is the command line: init, revision, upgrade, current, history, downgrade, check, --sql."""
+    runs = [line.strip() for s in code_cells() for line in s.splitlines()
+            if re.match(r"\s*(\w+ = )?!alembic ", line)]
+    assert len(runs) >= 8, runs
+    for verb in ("init", "revision --autogenerate", "upgrade head", "current", "history --verbose",
+                 "downgrade -1", "upgrade head --sql", "check"):
+        assert any(f"alembic {verb}" in run for run in runs), verb
+    assert any("!pytest" in line or " pytest " in line for s in code_cells() for line in s.splitlines()
+               if line.lstrip().startswith("!"))
+
+
+def test_no_saved_output_shows_a_path_under_the_data_folder():
+    """The data folder (.lab/) is the lab's business; nothing a learner reads points into it."""
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        outputs = [json.dumps(c.get("outputs", [])) for c in nbformat.read(path, as_version=4).cells
+                   if c.cell_type == "code"]
+        assert not [o for o in outputs if ".lab/" in o or str(REPO) in o], path.name
+
+
+def test_the_capstone_passes_nbval_on_its_own_after_a_reset():
+    """A learner may open notebook 5 first: after reset, nbval still finds the saved outputs."""
+    reset = lab("reset")
+    assert reset.returncode == 0, reset.stdout + reset.stderr
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", str(CAPSTONE)], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout and "failed" not in done.stdout
+
+
+def test_the_project_schema_is_emptied_on_every_call_and_only_if_the_lab_made_it(student_db, monkeypatch):
+    """Notebook 5 starts over on each run; a schema of the same name that someone else made survives."""
+    import sqlalchemy as sa
+
+    from labkit import lessons, runtime
+    from labkit.errors import LabError
+
+    url = lessons.project_database_url("my_project")
+    eng = sa.create_engine(url)
+    with eng.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE users (id int)"))
+        assert conn.scalar(sa.text("SELECT current_schema()")) == "my_project"
+    lessons.project_database_url("my_project")
+    with eng.connect() as conn:
+        assert not sa.inspect(conn).get_table_names()
+    eng.dispose()
+
+    with runtime.engine().begin() as conn:
+        conn.execute(sa.text("CREATE SCHEMA theirs"))
+        conn.execute(sa.text("CREATE TABLE theirs.keep (id int)"))
+    monkeypatch.setattr(runtime, "lab_owns_database", lambda: False)  # as on a server of your own
+    try:
+        lessons.project_database_url("theirs")
+    except LabError as exc:
+        assert "will not drop it" in str(exc) and len(str(exc).splitlines()) <= 4
+    else:
+        raise AssertionError("a schema the lab did not make was dropped")
+    with runtime.engine().connect() as conn:
+        assert sa.inspect(conn).has_table("keep", schema="theirs")
