@@ -86,7 +86,8 @@ def read(text: str) -> nbformat.NotebookNode:
     nb = nbformat.reads(text, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            cell.source = _keep_front_matter(cell.source)
+            # In the repository a notebook links to ../docs/x.md; its copy sits in docs/notebooks/.
+            cell.source = _keep_front_matter(cell.source).replace("](../docs/", "](../")
         if cell.cell_type != "code":
             continue
         _collapse_solution(cell)
