@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from . import autogen, display, lessons, phases, runtime
+from . import autogen, display, lessons, phases, runtime, sessions
 from .errors import LabError
 
 RESTART = lessons.RESTART
@@ -85,10 +85,22 @@ class Phase:
         return path
 
 
-def start(phase: int, metadata: sa.MetaData | None = None) -> Phase:
-    """Bring the database to the start of ``phase`` (the end of phase-1) and return its workspace."""
+def start(phase: int, metadata: sa.MetaData | None = None, own_database: bool | None = None) -> Phase:
+    """Bring the database to the start of ``phase`` (the end of phase-1) and return its workspace.
+
+    From here on this kernel watches the database: if another notebook or the ``alembic``
+    command line moves it, the next lab call says so (``labkit.sessions``). With
+    ``own_database=True``, or LAB_PER_NOTEBOOK=1, the notebook works in a database of its
+    own (``lab_nb3`` for notebook 3), so several notebooks can run at once.
+    """
+    runtime.use_notebook_database(f"nb{phase}" if sessions.wants_own_database(own_database) else None)
     phases.goto(phase - 1)
+    sessions.watch(runtime.engine())
+    _started.append(phase)
     return Phase(phase, metadata)
+
+
+_started: list[int] = []  # the phases this kernel started, last one last (names the app connection)
 
 
 _DATE = re.compile(r"^(Create Date: ).*$", re.MULTILINE)

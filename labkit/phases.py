@@ -11,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.exc import DBAPIError
 
-from . import runtime
+from . import runtime, sessions
 from .embedding import embed
 from .errors import LabError
 
@@ -130,13 +130,15 @@ def goto(phase: int, url: sa.URL | None = None) -> str:
         raise LabError(f"There is no phase {phase}: choose a phase from 0 (empty) to 4.")
     eng = runtime.engine(url)
     try:
-        with eng.begin() as conn:
+        with sessions.moving(), eng.begin() as conn:
+            sessions.take_writer_lock(conn)  # one reset or migration at a time per database
             _drop_lab_objects(conn)
             for n in range(1, phase + 1):
                 command.upgrade(config(connection=conn), REVISIONS[n])
                 seed(conn, n)
     except DBAPIError as exc:
         raise runtime.explain(exc, eng.url) from None
+    sessions.remember(eng)
     shutil.rmtree(_workspace_root(eng.url), ignore_errors=True)
     where = f"database {eng.url.database!r}"
     if phase == 0:
