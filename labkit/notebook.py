@@ -37,6 +37,7 @@ class Phase:
         Run again before the upgrade, it writes the script afresh. After the upgrade it stops
         with a short message: the database already has the change, so there is nothing to compare.
         """
+        sessions.check_now()
         existing = self.script(rev_id)
         if existing.exists():
             with runtime.engine().connect() as conn:
@@ -60,6 +61,7 @@ class Phase:
 
     def drop_rename_hint(self, rev_id: str) -> Path:
         """Remove the RENAME? comment autogenerate wrote into a workspace revision."""
+        sessions.check_now()
         path = self.script(rev_id)
         path.write_text(autogen.strip_rename_hint(path.read_text()))
         phases.forget_bytecode(self.version_dir)
@@ -71,6 +73,7 @@ class Phase:
 
     def edit(self, rev_id: str, old: str, new: str) -> Path:
         """Replace the text ``old`` with ``new`` in a workspace revision; run twice, it changes nothing."""
+        sessions.check_now()
         path = self.script(rev_id)
         text = path.read_text()
         if new and new in text and (old not in text or old in new):
@@ -94,7 +97,7 @@ def start(phase: int, metadata: sa.MetaData | None = None, own_database: bool | 
     own (``lab_nb3`` for notebook 3), so several notebooks can run at once.
     """
     runtime.use_notebook_database(f"nb{phase}" if sessions.wants_own_database(own_database) else None)
-    phases.goto(phase - 1)
+    phases.goto(phase - 1, clear_workspace=False)
     sessions.watch(runtime.engine())
     _started.append(phase)
     return Phase(phase, metadata)

@@ -124,8 +124,12 @@ def seed(conn: sa.Connection, phase: int) -> None:
                 {"s": json.dumps(settings), "e": str(embed(f"{name}. {bio or ''}")), "name": name})
 
 
-def goto(phase: int, url: sa.URL | None = None) -> str:
-    """Bring the lab database to the end of ``phase`` (0-4) with its sample data; return a summary."""
+def goto(phase: int, url: sa.URL | None = None, clear_workspace: bool = True) -> str:
+    """Bring the lab database to the end of ``phase`` (0-4) with its sample data; return a summary.
+
+    ``clear_workspace=False`` (what a notebook's ``start`` passes) leaves the other phases'
+    workspaces alone: another kernel may be working in one of them.
+    """
     if phase not in range(0, 5):
         raise LabError(f"There is no phase {phase}: choose a phase from 0 (empty) to 4.")
     eng = runtime.engine(url)
@@ -139,7 +143,8 @@ def goto(phase: int, url: sa.URL | None = None) -> str:
     except DBAPIError as exc:
         raise runtime.explain(exc, eng.url) from None
     sessions.remember(eng)
-    shutil.rmtree(_workspace_root(eng.url), ignore_errors=True)
+    if clear_workspace:
+        shutil.rmtree(_workspace_root(eng.url), ignore_errors=True)
     where = f"database {eng.url.database!r}"
     if phase == 0:
         return f"Reset {where}: no users table, no alembic_version."

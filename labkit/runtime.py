@@ -545,10 +545,10 @@ def application_name(role: str | None = None) -> str:
     tell a notebook's kernel from the ``alembic`` command line.
     """
     if role is None:
-        prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+        argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("python")
         role = ("notebook" if "ipykernel" in sys.modules else
-                "alembic" if prog == "alembic" or "alembic" in sys.argv[:1] else
-                "lab_helpers" if prog in ("lab_helpers.py", "__main__.py") else prog)
+                "alembic" if "alembic" in (argv0.name, argv0.parent.name) else
+                argv0.stem or "python")
     return f"lab: {role}"[:63]
 
 

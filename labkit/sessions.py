@@ -161,6 +161,14 @@ def check(conn: sa.Connection) -> None:
     _check_cursor(conn.engine.url, conn.connection.dbapi_connection.cursor())
 
 
+def check_now() -> None:
+    """Raise the drift message if another session moved this process's watched database (a no-op otherwise)."""
+    eng = runtime.engine()
+    if _key(eng.url) in _expected:
+        with runtime.connection(eng):
+            pass  # the checkout hook does the check
+
+
 def forget() -> None:
     """Stop watching every database (for tests)."""
     _expected.clear()
