@@ -65,6 +65,17 @@ def shared_data_root() -> Path:
     return base / f"database-evolution-{digest}"
 
 
+def data_root_reason() -> str:
+    """Return why the data folder is where it is, in a few words for ``status`` and ``doctor``."""
+    if os.environ.get("LAB_DATA_DIR", "").strip():
+        return "set by LAB_DATA_DIR"
+    if data_root() == REPO / ".lab":
+        return "in the checkout, git-ignored"
+    closed = folders_to_open(REPO / ".lab" / "pgdata", [])
+    return (f"this checkout's own folder: as root, .lab/ would need {closed[0]} opened "
+            "to the pgserver user" if closed else "this checkout's own folder")
+
+
 def pgdata_dir() -> Path:
     """Return the embedded server's data directory."""
     return data_root() / "pgdata"
@@ -77,8 +88,22 @@ def runtime_dir() -> Path:
     no user's start-up ever depends on a file another user created.
     """
     base = Path("/tmp") if Path("/tmp").is_dir() else Path(tempfile.gettempdir())
-    uid = os.getuid() if hasattr(os, "getuid") else os.getlogin()
+    uid = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
     return base / f"database-evolution-run-{uid}"
+
+
+def _prepare_runtime_dir(folder: Path) -> None:
+    """Create this user's socket folder (mode 700); refuse one that another user made."""
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise _folder_error(folder, exc) from None
+    info = folder.lstat()
+    if hasattr(os, "getuid") and (not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid()):
+        raise LabError(f"{folder} exists but belongs to another user, so the lab will not put its\n"
+                       "server's socket there. Remove it, or set LAB_DATA_DIR to a shorter path.")
 
 
 def _lacks_traverse(path: Path) -> bool:
@@ -301,6 +326,8 @@ def _start(pgdata: Path):
     _forget_handle(pgserver, pgdata)  # a stale handle would skip the start
     with _lock(pgdata):
         _clear_stale_server(pgdata)
+    if _socket_fallback(pgdata):
+        _prepare_runtime_dir(runtime_dir())
     server = pgserver.get_server(pgdata, cleanup_mode=None, start=False)
     # The library's defaults are class-wide and shared by every OS user (/tmp/.lockfile);
     # these instance attributes give this data folder its own lock and this user its own sockets.

@@ -278,7 +278,15 @@ def _make_user(name: str) -> pwd.struct_passwd:
 
 def _remove_user(name: str, clone: Path) -> None:
     as_user(name, clone, [sys.executable, "-m", "lab_helpers", "stop"])
-    subprocess.run(["pkill", "-KILL", "-U", name], capture_output=True)  # only this test's user
+    import psutil
+
+    uid = pwd.getpwnam(name).pw_uid
+    for proc in psutil.process_iter(["uids"]):  # only this test's own user's processes, by pid
+        if proc.info["uids"] and proc.info["uids"].real == uid:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
     subprocess.run(["userdel", "-r", "-f", name], capture_output=True)
 
 
