@@ -350,6 +350,7 @@ def start_embedded() -> URL:
     if info is None:
         root = pgdata.parent
         shared = _is_root() and root == shared_data_root()
+        _check_permissions(pgdata)  # before anything is created: a refusal leaves no trace
         try:
             if shared:
                 _prepare_shared_root(root)
@@ -357,7 +358,6 @@ def start_embedded() -> URL:
                 root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _folder_error(root, exc) from None
-        _check_permissions(pgdata)
         try:
             server = _start(pgdata)
         except (subprocess.SubprocessError, OSError, RuntimeError, AssertionError) as exc:
