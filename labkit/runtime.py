@@ -250,7 +250,9 @@ def _dead(info) -> bool:
         return True
     try:
         return (not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
-                or not proc.name().startswith("postgres"))
+                or not proc.name().startswith("postgres")
+                # after a reboot the pid may belong to another PostgreSQL: compare start times
+                or abs(proc.create_time() - info.start_time.timestamp()) > 10)
     except psutil.Error:
         return True
 
