@@ -5,11 +5,14 @@ a notebook is open. Each notebook's ``start()`` resets the shared database, so t
 notebook's next step would fail deep inside pandas or Alembic. Three things keep that short:
 
 - **Drift.** ``start()`` makes this process *watch* its database: it remembers the revision
-  and the identity (oid) of the ``users`` table after each step it takes itself. Every new
-  connection checks them; so does any SQL error. When another session moved the database,
-  the learner gets a two-line ``LabError`` saying where the database is now and what to do.
+  and the identity (oid) of the ``users`` table after each step it takes itself. Every
+  transaction of the lab's engine checks them first; so does any SQL error. When another
+  session moved the database, the learner gets a two-line ``LabError`` saying where the
+  database is now and what to do.
 - **One writer at a time.** ``goto`` and every online migration take a transaction-level
-  advisory lock first, so a reset and a migration never interleave.
+  advisory lock first, so a reset and a migration never interleave. A watching notebook's
+  transactions hold the same lock in shared mode, so a reset never lands between a drift
+  check and the reads after it.
 - **No endless waits.** Migrations and resets set ``lock_timeout``; when it fires, the
   message names the session holding the lock (see ``runtime.migration_problem``).
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import time
 
 import sqlalchemy as sa
 
@@ -121,24 +125,39 @@ def moved_error(database: str | None, expected, found) -> LabError:
 
 def _check_cursor(url: sa.URL, cursor) -> None:
     expected = _expected.get(_key(url))
-    if expected is None or _quiet.get():
+    if expected is None:
         return
     found = _state(cursor)
     if found != expected:
         raise moved_error(url.database, expected, found)
 
 
-def install(eng: sa.Engine) -> None:
-    """Hook the drift check into an engine's new connections and SQL errors (a no-op until watched)."""
+def _share_writer_lock(cursor) -> None:
+    """Hold the writers' lock in shared mode for this transaction, waiting up to WRITER_WAIT.
 
-    def on_checkout(dbapi_connection, record, proxy):
+    While a notebook reads, no other session's reset can land between its drift check and
+    its reads (a diagram or table half from one state, half from another).
+    """
+    deadline = time.monotonic() + int(WRITER_WAIT.rstrip("s"))
+    while True:
+        cursor.execute(f"SELECT pg_try_advisory_xact_lock_shared({WRITER_LOCK})")
+        if cursor.fetchone()[0]:
+            return
+        if time.monotonic() > deadline:
+            raise LabError(f"Another session has been resetting or migrating this database for over\n"
+                           f"{WRITER_WAIT}. Let it finish (or restart that kernel), then run this again.")
+        time.sleep(0.05)
+
+
+def install(eng: sa.Engine) -> None:
+    """Hook the drift check into an engine's transactions and SQL errors (a no-op until watched)."""
+
+    def on_begin(conn):
         if _key(eng.url) not in _expected or _quiet.get():
             return
-        cursor = dbapi_connection.cursor()
-        try:
-            _check_cursor(eng.url, cursor)
-        finally:
-            dbapi_connection.rollback()  # hold no lock on alembic_version for the caller
+        cursor = conn.connection.dbapi_connection.cursor()
+        _share_writer_lock(cursor)
+        _check_cursor(eng.url, cursor)
 
     def on_error(context):
         if _key(eng.url) not in _expected or _quiet.get() or context.is_disconnect:
@@ -152,7 +171,7 @@ def install(eng: sa.Engine) -> None:
             raise moved_error(eng.url.database, expected, found) from None
         return None
 
-    sa.event.listen(eng, "checkout", on_checkout)
+    sa.event.listen(eng, "begin", on_begin)
     sa.event.listen(eng, "handle_error", on_error)
 
 
@@ -165,8 +184,8 @@ def check_now() -> None:
     """Raise the drift message if another session moved this process's watched database (a no-op otherwise)."""
     eng = runtime.engine()
     if _key(eng.url) in _expected:
-        with runtime.connection(eng):
-            pass  # the checkout hook does the check
+        with runtime.connection(eng) as conn, conn.begin():
+            pass  # the begin hook does the check
 
 
 def forget() -> None:

@@ -56,7 +56,7 @@ def _run(connection: sa.Connection) -> None:
     # caller decides what is kept.
     owned = not connection.in_transaction()
     try:
-        with context.begin_transaction():
+        with sessions.moving(), context.begin_transaction():
             # One reset or migration at a time per database, and never an endless wait for a
             # table lock: lock_timeout gives up after a few seconds and names the holder.
             sessions.take_writer_lock(connection)
