@@ -97,8 +97,7 @@ def start(phase: int, metadata: sa.MetaData | None = None, own_database: bool | 
     own (``lab_nb3`` for notebook 3), so several notebooks can run at once.
     """
     runtime.use_notebook_database(f"nb{phase}" if sessions.wants_own_database(own_database) else None)
-    phases.goto(phase - 1, clear_workspace=False)
-    sessions.watch(runtime.engine())
+    phases.goto(phase - 1, clear_workspace=False, watch=True)
     _started.append(phase)
     return Phase(phase, metadata)
 

@@ -124,11 +124,13 @@ def seed(conn: sa.Connection, phase: int) -> None:
                 {"s": json.dumps(settings), "e": str(embed(f"{name}. {bio or ''}")), "name": name})
 
 
-def goto(phase: int, url: sa.URL | None = None, clear_workspace: bool = True) -> str:
+def goto(phase: int, url: sa.URL | None = None, clear_workspace: bool = True,
+         watch: bool = False) -> str:
     """Bring the lab database to the end of ``phase`` (0-4) with its sample data; return a summary.
 
-    ``clear_workspace=False`` (what a notebook's ``start`` passes) leaves the other phases'
-    workspaces alone: another kernel may be working in one of them.
+    A notebook's ``start`` passes ``clear_workspace=False``, leaving the other phases'
+    workspaces alone (another kernel may be working in one), and ``watch=True``: from
+    now on this process notices when another session moves the database.
     """
     if phase not in range(0, 5):
         raise LabError(f"There is no phase {phase}: choose a phase from 0 (empty) to 4.")
@@ -140,9 +142,10 @@ def goto(phase: int, url: sa.URL | None = None, clear_workspace: bool = True) ->
             for n in range(1, phase + 1):
                 command.upgrade(config(connection=conn), REVISIONS[n])
                 seed(conn, n)
+            found = sessions.state(conn)  # still under the writers' lock: exactly this goto's result
     except DBAPIError as exc:
         raise runtime.explain(exc, eng.url) from None
-    sessions.remember(eng)
+    (sessions.watch if watch else sessions.remember)(eng, found)
     if clear_workspace:
         shutil.rmtree(_workspace_root(eng.url), ignore_errors=True)
     where = f"database {eng.url.database!r}"

@@ -64,7 +64,13 @@ def _key(url: sa.URL) -> str:
 
 
 def _state(cursor) -> tuple[str | None, int | None]:
-    cursor.execute("SELECT to_regclass('alembic_version')::oid, to_regclass('users')::oid")
+    # Read pg_class under this statement's snapshot: to_regclass() consults a cache that may
+    # still hold a table another session dropped a moment ago.
+    cursor.execute(
+        "SELECT (SELECT c.oid FROM pg_class c WHERE c.relname = 'alembic_version' "
+        "          AND c.relnamespace = current_schema()::regnamespace), "
+        "       (SELECT c.oid FROM pg_class c WHERE c.relname = 'users' "
+        "          AND c.relnamespace = current_schema()::regnamespace)")
     version_table, users = cursor.fetchone()
     revision = None
     if version_table is not None:
@@ -88,15 +94,19 @@ def moving() -> None:
         _quiet.reset(token)
 
 
-def watch(eng: sa.Engine) -> None:
-    """Start watching the database behind ``eng`` from its current state (``start()`` calls this)."""
-    _expected[_key(eng.url)] = _probe(eng)
+def watch(eng: sa.Engine, found: tuple[str | None, int | None]) -> None:
+    """Start watching the database behind ``eng``, from the state this process just left it in."""
+    _expected[_key(eng.url)] = found
 
 
-def remember(eng: sa.Engine) -> None:
-    """After this process moved a watched database (goto, a committed migration), take its new state."""
+def remember(eng: sa.Engine, found: tuple[str | None, int | None]) -> None:
+    """After this process moved a watched database (goto, a committed migration), keep its new state.
+
+    ``found`` must be read inside the moving transaction, under the writers' lock: read
+    after the commit, it could already be another session's.
+    """
     if _key(eng.url) in _expected:
-        _expected[_key(eng.url)] = _probe(eng)
+        _expected[_key(eng.url)] = found
 
 
 def _probe(eng: sa.Engine) -> tuple[str | None, int | None]:

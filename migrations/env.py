@@ -63,6 +63,7 @@ def _run(connection: sa.Connection) -> None:
             if owned:
                 sessions.check(connection)  # a notebook's database moved by someone else?
             context.run_migrations()
+            found = sessions.state(connection)  # under the writers' lock: this run's own result
     except KeyboardInterrupt:
         # The transaction was rolled back on the way out: DDL in PostgreSQL is transactional.
         raise LabError("Interrupted: the migration was rolled back, so the database is where it "
@@ -76,7 +77,7 @@ def _run(connection: sa.Connection) -> None:
             raise
         raise known from None
     if owned:
-        sessions.remember(connection.engine)
+        sessions.remember(connection.engine, found)
 
 
 def run_migrations_online() -> None:
