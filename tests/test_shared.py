@@ -438,3 +438,7 @@ def test_a_read_only_data_folder_gets_one_message_naming_the_folder(small_disk):
     assert done.returncode != 0
     text = assert_short_and_secret_free(done)
     assert f"The lab cannot write its data folder {small_disk / 'lab'}: it is read-only" in text
+    doctor = lab("doctor", **own(small_disk / "lab"))
+    assert doctor.returncode == 1 and "Traceback" not in text_of(doctor)
+    assert f"Data folder      The lab cannot write its data folder {small_disk / 'lab'}: it is read-only" \
+        in doctor.stdout, doctor.stdout
