@@ -118,8 +118,14 @@ def status() -> dict[str, str]:
         "database": eng.url.database or f"(none named: the server uses {eng.url.username or 'your user name'!r})",
         "revision": revision,
         "pgvector": pgvector,
-        "data folder": str(runtime.pgdata_dir()) if kind == "embedded" else "(on the server)",
+        "data folder": _data_folder() if kind == "embedded" else "(on the server)",
     }
+
+
+def _data_folder() -> str:
+    """The embedded server's data folder, and why it is there when that is not the obvious place."""
+    pgdata, reason = str(runtime.pgdata_dir()), runtime.data_root_reason()
+    return pgdata if reason.startswith(("in the checkout", "set by")) else f"{pgdata} ({reason})"
 
 
 # --------------------------------------------------------------------------- command line

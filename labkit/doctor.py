@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,14 +106,11 @@ def check_data_folder() -> Check:
     from labkit import runtime
 
     root = runtime.data_root()
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=root, prefix=".doctor-"):
-            pass
-    except OSError as exc:
-        return Check("Data folder", False, f"{root} is not writable ({exc.strerror or _short(exc)})",
-                     "set LAB_DATA_DIR to a folder you can write to, or fix its permissions")
-    return Check("Data folder", True, f"{root} is writable")
+    problem = runtime.data_folder_problem(root)  # read-only, full, or no right to write
+    if problem is not None:
+        what, fix = str(problem).split("\n", 1)
+        return Check("Data folder", False, what, fix[:1].lower() + fix[1:].rstrip("."))
+    return Check("Data folder", True, f"{root} is writable ({runtime.data_root_reason()})")
 
 
 def check_disk() -> Check:

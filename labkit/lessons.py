@@ -97,8 +97,22 @@ def run_sql(*statements: str) -> None:
 
 
 def app_connection() -> sa.Connection:
-    """Return a separate autocommit connection: an application that holds no locks between queries."""
-    return runtime.engine().connect().execution_options(isolation_level="AUTOCOMMIT")
+    """Return a separate autocommit connection: an application that holds no locks between queries.
+
+    It shows in pg_stat_activity as ``notebook N app`` (N: the notebook last started in this
+    kernel), so a migration that waits for it can name it. It has an engine of its own, so
+    that name never sticks to the lab's pooled connections.
+    """
+    from . import notebook
+
+    name = f"notebook {notebook._started[-1]} app" if notebook._started else "lab app"
+    url = runtime.resolve_url()
+    app = sa.create_engine(url, poolclass=sa.pool.NullPool,
+                           connect_args={"connect_timeout": 5, "application_name": name})
+    try:
+        return app.connect().execution_options(isolation_level="AUTOCOMMIT")
+    except DBAPIError as exc:
+        raise runtime.explain(exc, url) from None
 
 
 # --------------------------------------------------------------------------- notebook 5: your own project

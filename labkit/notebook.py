@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from . import autogen, display, lessons, phases, runtime
+from . import autogen, display, lessons, phases, runtime, sessions
 from .errors import LabError
 
 RESTART = lessons.RESTART
@@ -39,6 +39,7 @@ class Phase:
         Run again before the upgrade, it writes the script afresh. After the upgrade it stops
         with a short message: the database already has the change, so there is nothing to compare.
         """
+        sessions.check_now()
         existing = self.script(rev_id)
         if existing.exists():
             with runtime.engine().connect() as conn:
@@ -63,6 +64,7 @@ class Phase:
 
     def drop_rename_hint(self, rev_id: str) -> None:
         """Remove the RENAME? comment autogenerate wrote into a workspace revision."""
+        sessions.check_now()
         path = self.script(rev_id)
         path.write_text(autogen.strip_rename_hint(path.read_text()))
         phases.forget_bytecode(self.version_dir)
@@ -77,6 +79,7 @@ class Phase:
 
     def edit(self, rev_id: str, old: str, new: str) -> Path:
         """Replace the text ``old`` with ``new`` in a workspace revision; run twice, it changes nothing."""
+        sessions.check_now()
         path = self.script(rev_id)
         text = path.read_text()
         if new and new in text and (old not in text or old in new):
@@ -90,9 +93,9 @@ class Phase:
         phases.forget_bytecode(self.version_dir)
         return path
 
-
     def append(self, rev_id: str, text: str) -> Path:
         """Add ``text`` at the end of a workspace revision; run twice, it changes nothing."""
+        sessions.check_now()
         path = self.script(rev_id)
         current = path.read_text()
         if text.strip() not in current:
@@ -109,10 +112,21 @@ class Phase:
             "as generated" if since is None else "before the edit", "edited"))
 
 
-def start(phase: int, metadata: sa.MetaData | None = None) -> Phase:
-    """Bring the database to the start of ``phase`` (the end of phase-1) and return its workspace."""
-    phases.goto(phase - 1)
+def start(phase: int, metadata: sa.MetaData | None = None, own_database: bool | None = None) -> Phase:
+    """Bring the database to the start of ``phase`` (the end of phase-1) and return its workspace.
+
+    From here on this kernel watches the database: if another notebook or the ``alembic``
+    command line moves it, the next lab call says so (``labkit.sessions``). With
+    ``own_database=True``, or LAB_PER_NOTEBOOK=1, the notebook works in a database of its
+    own (``lab_nb3`` for notebook 3), so several notebooks can run at once.
+    """
+    runtime.use_notebook_database(f"nb{phase}" if sessions.wants_own_database(own_database) else None)
+    phases.goto(phase - 1, clear_workspace=False, watch=True)
+    _started.append(phase)
     return Phase(phase, metadata)
+
+
+_started: list[int] = []  # the phases this kernel started, last one last (names the app connection)
 
 
 _DATE = re.compile(r"^(Create Date: ).*$", re.MULTILINE)

@@ -11,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.exc import DBAPIError
 
-from . import runtime
+from . import runtime, sessions
 from .embedding import embed
 from .errors import LabError
 
@@ -127,20 +127,30 @@ def seed(conn: sa.Connection, phase: int) -> None:
                 {"s": json.dumps(settings), "e": str(embed(f"{name}. {bio or ''}")), "name": name})
 
 
-def goto(phase: int, url: sa.URL | None = None) -> str:
-    """Bring the lab database to the end of ``phase`` (0-4) with its sample data; return a summary."""
+def goto(phase: int, url: sa.URL | None = None, clear_workspace: bool = True,
+         watch: bool = False) -> str:
+    """Bring the lab database to the end of ``phase`` (0-4) with its sample data; return a summary.
+
+    A notebook's ``start`` passes ``clear_workspace=False``, leaving the other phases'
+    workspaces alone (another kernel may be working in one), and ``watch=True``: from
+    now on this process notices when another session moves the database.
+    """
     if phase not in range(0, 5):
         raise LabError(f"There is no phase {phase}: choose a phase from 0 (empty) to 4.")
     eng = runtime.engine(url)
     try:
-        with eng.begin() as conn:
+        with sessions.moving(), eng.begin() as conn:
+            sessions.take_writer_lock(conn)  # one reset or migration at a time per database
             _drop_lab_objects(conn)
             for n in range(1, phase + 1):
                 command.upgrade(config(connection=conn), REVISIONS[n])
                 seed(conn, n)
+            found = sessions.state(conn)  # still under the writers' lock: exactly this goto's result
     except DBAPIError as exc:
         raise runtime.explain(exc, eng.url) from None
-    shutil.rmtree(_workspace_root(eng.url), ignore_errors=True)
+    (sessions.watch if watch else sessions.remember)(eng, found)
+    if clear_workspace:
+        shutil.rmtree(_workspace_root(eng.url), ignore_errors=True)
     where = f"database {eng.url.database!r}"
     if phase == 0:
         return f"Reset {where}: no users table, no alembic_version."

