@@ -126,6 +126,7 @@ class Hub:
 
     async def api(self, method: str, path: str, body=None, base: str = "/hub/api", timeout: float = 600):
         req = HTTPRequest(self.url + base + path, method=method, request_timeout=timeout,
+                          connect_timeout=timeout,  # tornado's 20 s default is too short for a full room
                           headers={"Authorization": f"token {self.token}"},
                           body=None if body is None else json.dumps(body),
                           allow_nonstandard_methods=True)
@@ -172,7 +173,8 @@ async def run_notebook(hub: Hub, name: str, path: Path) -> dict:
     kernel = await hub.api("POST", "/kernels", {"name": "python3", "path": "notebooks"}, base=base)
     ws_url = (hub.url.replace("http", "ws", 1) + f"{base}/kernels/{kernel['id']}/channels"
               f"?session_id={uuid.uuid4().hex}")
-    ws = await websocket_connect(HTTPRequest(ws_url, headers={"Authorization": f"token {hub.token}"}),
+    ws = await websocket_connect(HTTPRequest(ws_url, headers={"Authorization": f"token {hub.token}"},
+                                             connect_timeout=600, request_timeout=600),
                                  max_message_size=256 * 1024 * 1024)
     errors, stderr = [], []
     try:

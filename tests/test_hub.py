@@ -55,7 +55,10 @@ def test_quick_load_test_runs_the_series_for_three_learners(hub_prerequisites, t
 
 
 def guide_steps() -> list[str]:
-    """Return the bash blocks of docs/classroom.md that follow a ``<!-- step -->`` marker."""
+    """Return the bash blocks of docs/classroom.md that follow a ``<!-- step -->`` marker, in order.
+
+    The last one stops the classroom server after class; the test runs it after logging in.
+    """
     return re.findall(r"<!-- step -->\s*```bash\n(.*?)```", GUIDE.read_text(), flags=re.S)
 
 
@@ -73,12 +76,16 @@ def test_the_guides_steps_bring_up_a_hub_where_three_learners_log_in(hub_prerequ
     """
     import requests
 
-    names = [f"de11g{secrets.token_hex(2)}_{i}" for i in (1, 2, 3)]
+    run_id = secrets.token_hex(2)
+    names = [f"de11g{run_id}_{who}" for who in ("alice", "bob", "carol")]
     port = str(loadtest.hubkit.free_port())
     folder = Path(tempfile.mkdtemp(prefix="de11g", dir="/tmp"))
     folder.chmod(0o755)
-    script = "set -e\n" + "\n".join(guide_steps())
-    script = script.replace("alice,bob,carol", ",".join(names)).replace("/srv/classroom", str(folder))
+    *before, after_class = guide_steps()
+    assert "server stop" in after_class
+    script = "set -e\n" + "\n".join(before)
+    script = re.sub(r"\b(alice|bob|carol)\b", lambda m: f"de11g{run_id}_{m.group(1)}", script)
+    script = script.replace("/srv/classroom", str(folder))
     script = script.replace("CLASSROOM_PORT=8800", f"CLASSROOM_PORT={port}")
     hub_line = re.search(r"^jupyterhub -f .*$", script, flags=re.M).group(0)
     script = script.replace(hub_line, f"{hub_line} > {folder}/hub.log 2>&1 &\necho $! > {folder}/hub.pid")
@@ -97,7 +104,7 @@ def test_the_guides_steps_bring_up_a_hub_where_three_learners_log_in(hub_prerequ
             s.get(f"{base}/hub/login", timeout=30)
             page = s.post(f"{base}/hub/login?next=", timeout=300,
                           data={"username": name, "password": password, "_xsrf": s.cookies.get("_xsrf")})
-            assert page.ok, page.text[:500]
+            assert page.ok, (folder / "hub.log").read_text()[-3000:]
             lab_page = wait_for(lambda: ok_page(s, f"{base}/user/{name}/lab"), folder)
             assert "JupyterLab" in lab_page
             listing = s.get(f"{base}/user/{name}/api/contents/notebooks", timeout=30).json()
@@ -119,9 +126,10 @@ def test_the_guides_steps_bring_up_a_hub_where_three_learners_log_in(hub_prerequ
                     break
                 time.sleep(0.5)
         loadtest.remove_os_users(names)
-        run([sys.executable, "-m", "lab_helpers", "classroom", "server", "stop"],
-            LAB_CLASSROOM_DIR=str(folder))
+        stopped = subprocess.run(["bash", "-c", after_class], cwd=REPO, capture_output=True, text=True,
+                                 env=dict(env, LAB_CLASSROOM_DIR=str(folder)))
         shutil.rmtree(folder, ignore_errors=True)
+    assert stopped.returncode == 0 and "Stopped the classroom server." in stopped.stdout, text_of(stopped)
 
 
 def ok_page(session, url):
