@@ -180,7 +180,7 @@ def learner_url(name: str) -> str:
     if password is None:
         raise LabError(f"No classroom database for {name!r}: run python -m lab_helpers classroom setup --users {name}")
     base = admin_url()
-    return (f"postgresql://{name}:{quote(password, safe='')}@{base.host}:{base.port}/lab_{name}")
+    return (f"postgresql://{name}:{quote(password, safe='')}@{base.host}:{base.port or 5432}/lab_{name}")
 
 
 def _exec(conn: sa.Connection, sql: str) -> None:
