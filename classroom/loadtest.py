@@ -68,7 +68,7 @@ class Sampler(threading.Thread):
     def __init__(self, pg_pid: int, users: set[str], every: float = 0.5):
         super().__init__(daemon=True)
         self.pg_pid, self.users, self.every = pg_pid, users, every
-        self.peak_pg = self.peak_learners = 0
+        self.peak_pg = self.peak_learners = self.peak_pg_processes = 0
         self.cpu: dict[tuple[str, int], float] = {}
         self.done = threading.Event()
 
@@ -96,6 +96,7 @@ class Sampler(threading.Thread):
             except psutil.Error:
                 pass
         self.peak_pg = max(self.peak_pg, pg_rss)
+        self.peak_pg_processes = max(self.peak_pg_processes, len(pg_procs))
         self.peak_learners = max(self.peak_learners, learners_rss)
 
     def run(self) -> None:
@@ -299,6 +300,7 @@ async def room(n: int, notebooks: list[Path], state: Path) -> dict:
         "setup_seconds": round(setup_seconds, 1),
         "peak_postgres_mib": round(sampler.peak_pg / 2**20),
         "peak_learners_mib": round(sampler.peak_learners / 2**20),
+        "peak_postgres_processes": sampler.peak_pg_processes,  # backends + about 6 of its own
         "cpu_seconds_postgres": round(sampler.cpu_seconds("postgres"), 1),
         "cpu_seconds_learners": round(sampler.cpu_seconds("learners"), 1),
         "cpu_seconds_per_learner": round((sampler.cpu_seconds("postgres")
@@ -336,7 +338,7 @@ def table(result: dict) -> str:
         f"\n{result['completed']}/{result['learners']} learners completed all {len(names)} notebooks "
         f"with no error output. Per learner: median {result['median_seconds']} s, p95 {result['p95_seconds']} s.\n"
         f"Peak memory (PSS): PostgreSQL {result['peak_postgres_mib']} MiB, learners' servers and kernels "
-        f"{result['peak_learners_mib']} MiB. CPU seconds: PostgreSQL {result['cpu_seconds_postgres']}, "
+        f"{result['peak_learners_mib']} MiB; PostgreSQL processes {result['peak_postgres_processes']}. CPU seconds: PostgreSQL {result['cpu_seconds_postgres']}, "
         f"learners {result['cpu_seconds_learners']} ({result['cpu_seconds_per_learner']} per learner).\n"
         f"Load average before {result['load_average_before']}, after {result['load_average_after']} "
         f"on {result['cpus']} CPUs.")

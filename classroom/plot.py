@@ -1,4 +1,4 @@
-"""Draw docs/classroom-load.png from load-test JSON files: time per learner against room size.
+"""Draw docs/classroom-load.png from load-test JSON files, and print their table in Markdown.
 
     python classroom/plot.py n1.json n10.json n30.json
 """
@@ -35,7 +35,16 @@ def main(paths: list[str]) -> int:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(OUT)
-    print(f"wrote {OUT}")
+    print(f"wrote {OUT}\n")
+    alone = runs[0]["median_seconds"]
+    print("| N | completed | median s | p95 s | p95 / alone | peak PostgreSQL MiB | peak learners MiB "
+          "| CPU s per learner | load average before → after |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for r in runs:
+        ratio = f"{r['p95_seconds'] / alone:.1f}×" if r["p95_seconds"] else "-"
+        print(f"| {r['learners']} | {r['completed']}/{r['learners']} | {r['median_seconds']} | "
+              f"{r['p95_seconds']} | {ratio} | {r['peak_postgres_mib']} | {r['peak_learners_mib']} | "
+              f"{r['cpu_seconds_per_learner']} | {r['load_average_before'][0]} → {r['load_average_after'][0]} |")
     return 0
 
 
