@@ -348,7 +348,7 @@ def table(result: dict) -> str:
 def prerequisites() -> str | None:
     """Return why the load test cannot run here, or None."""
     if os.geteuid() != 0:
-        return "the load test runs learners as OS users, which needs root"
+        return "the hub runs each learner as an OS user, which needs root"
     if shutil.which("configurable-http-proxy") is None:
         return "configurable-http-proxy is missing: npm install -g configurable-http-proxy"
     if not (Path(sys.executable).parent / "jupyterhub").exists():
