@@ -13,6 +13,8 @@ On the command line, from the repository root::
     python -m lab_helpers doctor    # preflight: is this machine ready for class?
     python -m lab_helpers student-copies DEST  # the notebooks without their solutions
     python -m lab_helpers refresh-notebooks    # re-execute notebooks, rewrite their outputs
+    python -m lab_helpers classroom server start      # one shared PostgreSQL for a room
+    python -m lab_helpers classroom setup --count 30  # fenced databases lab_<name>, one per learner
 """
 
 from __future__ import annotations
@@ -145,6 +147,8 @@ def _cli(argv: list[str]) -> int:
     copies.add_argument("dest", nargs="?", default="student-notebooks", help="output folder")
     refresh = sub.add_parser("refresh-notebooks", help="re-execute notebooks, rewrite their outputs")
     refresh.add_argument("paths", nargs="*", help="notebooks (default: notebooks/*.ipynb)")
+    from labkit import classroom
+    classroom.add_parser(sub)
     args = parser.parse_args(argv)
 
     if args.command == "url":
@@ -165,6 +169,9 @@ def _cli(argv: list[str]) -> int:
     elif args.command == "refresh-notebooks":
         from labkit import refresh
         return refresh.main(args.paths)
+    elif args.command == "classroom":
+        from labkit import classroom
+        return classroom.main(args)
     elif args.command == "stop":
         print("Stopped the embedded server." if runtime.stop_embedded()
               else "The embedded server was not running.")

@@ -1,0 +1,73 @@
+"""JupyterHub for a room of learners on one machine, each fenced into their own database.
+
+Run it as root from the repository root, after the shared server and the learners exist:
+
+    python -m lab_helpers classroom server start
+    python -m lab_helpers classroom setup --users alice,bob,carol
+    CLASSROOM_PASSWORD=... jupyterhub -f classroom/jupyterhub_config.py
+
+What it does (see docs/classroom.md):
+- binds to 127.0.0.1:$CLASSROOM_PORT (default 8800) behind configurable-http-proxy (npm);
+- logs learners in with one shared workshop password ($CLASSROOM_PASSWORD, DummyAuthenticator):
+  only the names set up with ``classroom setup`` may log in. This protects nothing from a
+  learner who knows the password and another learner's name; see the warning in the guide;
+- runs each learner's JupyterLab as an OS user of the same name (LocalProcessSpawner),
+  creating that user on first spawn, and lays the notebooks into ~/database-evolution once;
+- hands each server only its own DATABASE_URL and LAB_STUDENT (a pre_spawn_hook), read from
+  the classroom's secrets file (mode 600); nothing secret goes into a tracked file;
+- copies the lab's code into a world-readable staging folder first on PYTHONPATH, so learners
+  can import it even when the checkout sits under a folder they cannot read (such as /root).
+
+Optional: $CLASSROOM_API_TOKEN registers a service "classroom-admin" holding that token with
+admin:users, admin:servers and access:servers (what classroom/loadtest.py uses);
+$CLASSROOM_STATE moves the hub's own state (sqlite, cookie secret; default <classroom>/hub).
+"""
+
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from labkit import classroom, hubkit  # noqa: E402
+
+c = get_config()  # noqa: F821  (JupyterHub's config loader provides it)
+
+password = os.environ.get("CLASSROOM_PASSWORD", "")
+if len(password) < 8:
+    sys.exit("Set CLASSROOM_PASSWORD to the workshop password (8 characters or more) and start again.")
+learners = sorted(classroom.read_secrets().get("learners", {}))
+if not learners:
+    sys.exit("No learners yet: run python -m lab_helpers classroom setup --users alice,bob first.")
+
+state = Path(os.environ.get("CLASSROOM_STATE") or classroom.folder() / "hub")
+state.mkdir(parents=True, exist_ok=True, mode=0o700)
+stage = hubkit.stage_lab(REPO, classroom.folder() / "stage")
+
+c.JupyterHub.bind_url = f"http://127.0.0.1:{int(os.environ.get('CLASSROOM_PORT', '8800'))}"
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = hubkit.free_port()
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{hubkit.free_port()}"
+c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
+c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(state / "cookie_secret")
+
+c.JupyterHub.authenticator_class = "dummy"
+c.DummyAuthenticator.password = password
+c.Authenticator.allowed_users = set(learners)
+
+c.JupyterHub.spawner_class = "localprocess"
+c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+c.Spawner.default_url = "/lab/tree/notebooks/01_create_users.ipynb"
+c.Spawner.notebook_dir = "~/database-evolution"
+c.Spawner.start_timeout = 600  # a room of 30 starting at once on 2 cores is slow
+c.Spawner.http_timeout = 600
+c.Spawner.pre_spawn_hook = hubkit.pre_spawn_hook(REPO, stage)
+
+token = os.environ.get("CLASSROOM_API_TOKEN")
+if token:
+    c.JupyterHub.services = [{"name": "classroom-admin", "api_token": token}]
+    c.JupyterHub.load_roles = [{"name": "classroom-admin",
+                                "scopes": ["admin:users", "admin:servers", "access:servers"],
+                                "services": ["classroom-admin"]}]

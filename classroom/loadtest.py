@@ -1,0 +1,399 @@
+"""Load test: a room of N learners on one JupyterHub, one shared PostgreSQL, every notebook run.
+
+    python classroom/loadtest.py --quick          # 3 learners, under 2 minutes
+    python classroom/loadtest.py --learners 30    # the full room
+
+Run as root from the repository root, in the lab's virtual environment, with
+configurable-http-proxy installed (npm install -g configurable-http-proxy). It:
+
+1. starts the classroom PostgreSQL (labkit/classroom.py) in a fresh folder under /tmp, and
+   creates N learners (role, fenced database lab_<name>, password in a mode-600 file);
+2. starts JupyterHub with classroom/jupyterhub_config.py and a service token, and creates the
+   N hub users through the Hub REST API;
+3. asks the hub to start every learner's server at once (LocalProcessSpawner, real OS users
+   de11<run>_NN created on first spawn);
+4. in each learner's own server, runs every numbered notebook (notebooks/[0-9]*.ipynb) cell by
+   cell in a fresh kernel through the Jupyter Server kernels REST and websocket API, as
+   JupyterLab does, and collects errors and stderr;
+5. samples the memory (PSS: shared pages counted once) of PostgreSQL and of all learners' processes, and their CPU
+   seconds, with psutil; prints a table and writes JSON;
+6. stops everything and removes the OS users, roles, databases and folders it made.
+
+It exits 0 only when every learner ran every notebook with no error and no stderr output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.websocket import websocket_connect
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from labkit import classroom, hubkit, runtime  # noqa: E402
+from labkit.errors import LabError  # noqa: E402
+
+CELL_TIMEOUT = 900
+
+
+# --------------------------------------------------------------------------- sampling
+
+def memory(proc: psutil.Process) -> int:
+    """Return a process's proportional set size: shared pages (PostgreSQL's buffers) counted once."""
+    try:
+        return proc.memory_full_info().pss
+    except (AttributeError, psutil.AccessDenied):
+        return proc.memory_info().rss
+
+
+class Sampler(threading.Thread):
+    """Sample the memory (PSS) of PostgreSQL and of the learners' processes, and keep every process's CPU time."""
+
+    def __init__(self, pg_pid: int, users: set[str], every: float = 0.5):
+        super().__init__(daemon=True)
+        self.pg_pid, self.users, self.every = pg_pid, users, every
+        self.peak_pg = self.peak_learners = self.peak_pg_processes = 0
+        self.cpu: dict[tuple[str, int], float] = {}
+        self.done = threading.Event()
+
+    def _sample(self) -> None:
+        pg_rss = learners_rss = 0
+        try:
+            pg = psutil.Process(self.pg_pid)
+            pg_procs = [pg, *pg.children(recursive=True)]
+        except psutil.Error:
+            pg_procs = []
+        for proc in pg_procs:
+            try:
+                pg_rss += memory(proc)
+                t = proc.cpu_times()
+                self.cpu[("postgres", proc.pid)] = t.user + t.system
+            except psutil.Error:
+                pass
+        for proc in psutil.process_iter(["username"]):
+            if proc.info["username"] not in self.users:
+                continue
+            try:
+                learners_rss += memory(proc)
+                t = proc.cpu_times()
+                self.cpu[("learners", proc.pid)] = t.user + t.system
+            except psutil.Error:
+                pass
+        self.peak_pg = max(self.peak_pg, pg_rss)
+        self.peak_pg_processes = max(self.peak_pg_processes, len(pg_procs))
+        self.peak_learners = max(self.peak_learners, learners_rss)
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self._sample()
+            self.done.wait(self.every)
+
+    def cpu_seconds(self, kind: str) -> float:
+        return sum(v for (k, _), v in self.cpu.items() if k == kind)
+
+
+# --------------------------------------------------------------------------- the hub
+
+class Hub:
+    """A JupyterHub subprocess with a service token, and its REST API."""
+
+    def __init__(self, state: Path, env: dict[str, str]):
+        self.port = hubkit.free_port()
+        self.token = secrets.token_hex(32)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(state / "hub.log", "w")
+        env = dict(env, CLASSROOM_PORT=str(self.port), CLASSROOM_API_TOKEN=self.token,
+                   CLASSROOM_PASSWORD=secrets.token_urlsafe(12), CLASSROOM_STATE=str(state / "hub"))
+        cmd = [str(Path(sys.executable).parent / "jupyterhub"), "-f",
+               str(REPO / "classroom" / "jupyterhub_config.py")]
+        self.proc = subprocess.Popen(cmd, cwd=state, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.http = AsyncHTTPClient(max_clients=200)
+
+    async def api(self, method: str, path: str, body=None, base: str = "/hub/api", timeout: float = 600):
+        req = HTTPRequest(self.url + base + path, method=method, request_timeout=timeout,
+                          connect_timeout=timeout,  # tornado's 20 s default is too short for a full room
+                          headers={"Authorization": f"token {self.token}"},
+                          body=None if body is None else json.dumps(body),
+                          allow_nonstandard_methods=True)
+        resp = await self.http.fetch(req, raise_error=False)
+        if resp.code >= 400:
+            raise RuntimeError(f"{method} {path}: HTTP {resp.code} {resp.body[:300]!r}")
+        return json.loads(resp.body) if resp.body else None
+
+    async def wait_up(self, timeout: float = 120) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the hub exited ({self.proc.returncode}); see {self.log.name}")
+            try:
+                await self.api("GET", "/")
+                return
+            except (RuntimeError, OSError, HTTPClientError):
+                await asyncio.sleep(0.5)
+        raise RuntimeError(f"the hub did not answer within {timeout:.0f} s; see {self.log.name}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+# --------------------------------------------------------------------------- a learner
+
+def cells_of(path: Path) -> list[tuple[str, bool]]:
+    """Return each code cell's source and whether it is tagged raises-exception."""
+    nb = json.loads(path.read_text())
+    return [("".join(c["source"]) if isinstance(c["source"], list) else c["source"],
+             "raises-exception" in c.get("metadata", {}).get("tags", []))
+            for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+async def run_notebook(hub: Hub, name: str, path: Path) -> dict:
+    """Run one notebook's cells in a new kernel of the learner's server; return time and problems."""
+    base = f"/user/{name}/api"
+    start = time.monotonic()
+    kernel = await hub.api("POST", "/kernels", {"name": "python3", "path": "notebooks"}, base=base)
+    ws_url = (hub.url.replace("http", "ws", 1) + f"{base}/kernels/{kernel['id']}/channels"
+              f"?session_id={uuid.uuid4().hex}")
+    ws = await websocket_connect(HTTPRequest(ws_url, headers={"Authorization": f"token {hub.token}"},
+                                             connect_timeout=600, request_timeout=600),
+                                 max_message_size=256 * 1024 * 1024)
+    errors, stderr = [], []
+    try:
+        for index, (source, expected) in enumerate(cells_of(path)):
+            msg_id = uuid.uuid4().hex
+            ws.write_message(json.dumps({
+                "channel": "shell", "buffers": [], "metadata": {}, "parent_header": {},
+                "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": name,
+                           "session": uuid.uuid4().hex, "version": "5.3"},
+                "content": {"code": source, "silent": False, "store_history": True,
+                            "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}}))
+            replied = idle = False
+            raised = False
+            while not (replied and idle):
+                raw = await asyncio.wait_for(ws.read_message(), CELL_TIMEOUT)
+                if raw is None:
+                    raise RuntimeError("the kernel's websocket closed")
+                msg = json.loads(raw)
+                if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                kind, content = msg["msg_type"], msg["content"]
+                if kind == "execute_reply":
+                    replied = True
+                    raised = raised or content.get("status") == "error"
+                elif kind == "status" and content.get("execution_state") == "idle":
+                    idle = True
+                elif kind == "error":
+                    raised = True
+                    if not expected:
+                        errors.append(f"cell {index}: {content['ename']}: {content['evalue']}"[:500])
+                elif kind == "stream" and content.get("name") == "stderr":
+                    stderr.append(f"cell {index}: {content['text'].strip()}"[:500])
+            if expected and not raised:
+                errors.append(f"cell {index}: expected an exception, none was raised")
+    finally:
+        ws.close()
+        await hub.api("DELETE", f"/kernels/{kernel['id']}", base=base)
+    return {"notebook": path.name, "seconds": round(time.monotonic() - start, 2),
+            "errors": errors, "stderr": stderr}
+
+
+async def run_learner(hub: Hub, name: str, notebooks: list[Path]) -> dict:
+    """Start a learner's server, run every notebook in it, and return the timings and problems."""
+    result = {"name": name, "spawn_seconds": None, "notebooks": [], "failure": None}
+    start = time.monotonic()
+    try:
+        await hub.api("POST", f"/users/{name}/server")
+        while True:
+            user = await hub.api("GET", f"/users/{name}")
+            server = user.get("servers", {}).get("")
+            if server and server.get("ready"):
+                break
+            if not server or not server.get("pending"):
+                raise RuntimeError("the server stopped while starting (see the hub log)")
+            await asyncio.sleep(0.5)
+        result["spawn_seconds"] = round(time.monotonic() - start, 2)
+        for path in notebooks:
+            result["notebooks"].append(await run_notebook(hub, name, path))
+    except Exception as exc:  # recorded per learner; the room goes on
+        result["failure"] = f"{type(exc).__name__}: {exc}"[:500]
+    result["total_seconds"] = round(time.monotonic() - start, 2)
+    return result
+
+
+# --------------------------------------------------------------------------- the room
+
+def remove_os_users(names: list[str]) -> None:
+    for name in names:
+        subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)  # only that user's processes
+        subprocess.run(["userdel", "--remove", name], capture_output=True)
+
+
+async def room(n: int, notebooks: list[Path], state: Path) -> dict:
+    """Run the room; return the JSON-ready results."""
+    prefix = "de11" + secrets.token_hex(2) + "_"
+    names = [f"{prefix}{i:02d}" for i in range(1, n + 1)]
+    env = dict(os.environ, LAB_CLASSROOM_DIR=str(state / "room"))
+    env.pop("DATABASE_URL", None)
+    env.pop("LAB_STUDENT", None)
+    os.environ.update(LAB_CLASSROOM_DIR=env["LAB_CLASSROOM_DIR"])
+    os.environ.pop("DATABASE_URL", None)
+    t0 = time.monotonic()
+    classroom.start_server()
+    hub = sampler = None
+    try:
+        classroom.setup(names)
+        setup_seconds = time.monotonic() - t0
+        sampler = Sampler(classroom.server_pid(), set(names))
+        sampler.start()
+        hub = Hub(state, env)
+        await hub.wait_up()
+        existing = {u["name"] for u in await hub.api("GET", "/users")}  # allowed_users adds them
+        if set(names) - existing:
+            await hub.api("POST", "/users", {"usernames": sorted(set(names) - existing)})
+        room_start = time.monotonic()
+        learners = await asyncio.gather(*(run_learner(hub, name, notebooks) for name in names))
+        room_seconds = time.monotonic() - room_start
+        for name in names:
+            try:
+                await hub.api("DELETE", f"/users/{name}/server")
+            except RuntimeError:
+                pass
+        sampler._sample()
+    finally:
+        if sampler:
+            sampler.done.set()
+        if hub:
+            hub.stop()
+        remove_os_users(names)
+        try:
+            classroom.teardown(names)
+        finally:
+            classroom.stop_server()
+    totals = [r["total_seconds"] for r in learners if ok(r)]
+    return {
+        "learners": n,
+        "notebooks": [p.name for p in notebooks],
+        "completed": sum(ok(r) for r in learners),
+        "median_seconds": round(statistics.median(totals), 1) if totals else None,
+        "p95_seconds": round(percentile(totals, 95), 1) if totals else None,
+        "room_seconds": round(room_seconds, 1),
+        "setup_seconds": round(setup_seconds, 1),
+        "peak_postgres_mib": round(sampler.peak_pg / 2**20),
+        "peak_learners_mib": round(sampler.peak_learners / 2**20),
+        "peak_postgres_processes": sampler.peak_pg_processes,  # backends + about 6 of its own
+        "cpu_seconds_postgres": round(sampler.cpu_seconds("postgres"), 1),
+        "cpu_seconds_learners": round(sampler.cpu_seconds("learners"), 1),
+        "cpu_seconds_per_learner": round((sampler.cpu_seconds("postgres")
+                                          + sampler.cpu_seconds("learners")) / n, 1),
+        "load_average_before": load_before,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
+        "per_learner": learners,
+    }
+
+
+def ok(r: dict) -> bool:
+    return r["failure"] is None and all(not nb["errors"] and not nb["stderr"] for nb in r["notebooks"])
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Return the p-th percentile by linear interpolation (numpy's default)."""
+    s = sorted(values)
+    k = (len(s) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def table(result: dict) -> str:
+    names = [p.removesuffix(".ipynb")[:14] for p in result["notebooks"]]
+    head = f"{'learner':<14}{'spawn s':>8}" + "".join(f"{n[:2]:>7}" for n in names) + f"{'total s':>9}  problems"
+    lines = [head]
+    for r in result["per_learner"]:
+        times = "".join(f"{nb['seconds']:>7.1f}" for nb in r["notebooks"])
+        times += " " * 7 * (len(names) - len(r["notebooks"]))
+        problems = r["failure"] or "; ".join(e for nb in r["notebooks"] for e in nb["errors"] + nb["stderr"])
+        spawn = f"{r['spawn_seconds']:>8.1f}" if r["spawn_seconds"] is not None else f"{'-':>8}"
+        lines.append(f"{r['name']:<14}{spawn}{times}{r['total_seconds']:>9.1f}  {problems[:120] or 'none'}")
+    lines.append(
+        f"\n{result['completed']}/{result['learners']} learners completed all {len(names)} notebooks "
+        f"with no error output. Per learner: median {result['median_seconds']} s, p95 {result['p95_seconds']} s.\n"
+        f"Peak memory (PSS): PostgreSQL {result['peak_postgres_mib']} MiB, learners' servers and kernels "
+        f"{result['peak_learners_mib']} MiB; PostgreSQL processes {result['peak_postgres_processes']}. CPU seconds: PostgreSQL {result['cpu_seconds_postgres']}, "
+        f"learners {result['cpu_seconds_learners']} ({result['cpu_seconds_per_learner']} per learner).\n"
+        f"Load average before {result['load_average_before']}, after {result['load_average_after']} "
+        f"on {result['cpus']} CPUs.")
+    return "\n".join(lines)
+
+
+def prerequisites() -> str | None:
+    """Return why the load test cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "the hub runs each learner as an OS user, which needs root"
+    if shutil.which("configurable-http-proxy") is None:
+        return "configurable-http-proxy is missing: npm install -g configurable-http-proxy"
+    if not (Path(sys.executable).parent / "jupyterhub").exists():
+        return "JupyterHub is missing: pip install -r classroom/requirements.txt"
+    if shutil.which("useradd") is None:
+        return "useradd is missing"
+    return None
+
+
+load_before: list[float] = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--learners", type=int, default=3, help="room size N (default 3)")
+    parser.add_argument("--quick", action="store_true", help="N=3, the CI run")
+    parser.add_argument("--json", type=Path, help="where to write the results (default: .lab/ or LAB_DATA_DIR)")
+    args = parser.parse_args(argv)
+    n = 3 if args.quick else args.learners
+    why = prerequisites()
+    if why:
+        print(f"error: {why}", file=sys.stderr)
+        return 2
+    notebooks = sorted((REPO / "notebooks").glob("[0-9]*.ipynb"))
+    load_before[:] = [round(x, 2) for x in os.getloadavg()]
+    state = Path(tempfile.mkdtemp(prefix="de11-room", dir="/tmp"))
+    state.chmod(0o755)
+    try:
+        result = asyncio.run(room(n, notebooks, state))
+    except (LabError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        keep = state / "hub.log"
+        if keep.exists():
+            shutil.copy(keep, runtime.data_root() / f"classroom-loadtest-{n}-hub.log") \
+                if runtime.data_root().exists() else None
+        shutil.rmtree(state, ignore_errors=True)
+    print(table(result))
+    out = args.json or runtime.data_root() / f"classroom-loadtest-{n}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"Results: {out}")
+    return 0 if result["completed"] == n else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

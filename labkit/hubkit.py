@@ -1,0 +1,105 @@
+"""What classroom/jupyterhub_config.py does for each learner: OS user, notebooks, environment.
+
+Kept out of the config file so the tests can call the same code the hub runs.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from . import classroom, runtime
+from .errors import LabError
+
+LAB_FILES = ["lab_helpers.py", "labkit", "migrations", "alembic.ini", "notebooks"]
+HOME_FOLDER = "database-evolution"
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def closed_folders(path: Path) -> list[Path]:
+    """Return the folders on the way to ``path`` that other users cannot traverse."""
+    return [p for p in [path, *path.parents] if p.exists() and runtime._lacks_traverse(p)]
+
+
+def stage_lab(repo: Path, stage: Path) -> Path:
+    """Copy the lab's code and notebooks into a fresh world-readable ``stage`` folder; return it."""
+    closed = closed_folders(stage.parent) + closed_folders(Path(sys.prefix))
+    if closed:
+        raise LabError(f"Learners' servers cannot reach {closed[0]} (the staging folder or the venv).\n"
+                       "Nothing was changed. Put the venv and LAB_CLASSROOM_DIR under a folder every user\n"
+                       "can traverse, such as /srv or /tmp.")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
+    for name in LAB_FILES:
+        src = repo / name
+        if src.is_dir():
+            shutil.copytree(src, stage / name, ignore=ignore)
+        else:
+            shutil.copy2(src, stage / name)
+    for path in [stage, *stage.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return stage
+
+
+def ensure_os_user(name: str) -> pwd.struct_passwd:
+    """Return the OS user ``name``, creating it with a home folder (and no password) if missing."""
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", name], check=True,
+                       capture_output=True)
+        return pwd.getpwnam(name)
+
+
+def lay_notebooks(stage: Path, entry: pwd.struct_passwd) -> Path:
+    """Lay out ~/database-evolution like the repository, once; return it.
+
+    The numbered notebooks are the learner's own copies (their edits survive a restart); the
+    code, migrations and alembic.ini are read-only links into the staging folder, where the
+    notebooks expect them (``../migrations``).
+    """
+    home = Path(entry.pw_dir) / HOME_FOLDER
+    if not home.exists():
+        (home / "notebooks").mkdir(parents=True)
+        for nb in sorted((stage / "notebooks").glob("[0-9]*.ipynb")):
+            shutil.copy(nb, home / "notebooks" / nb.name)
+        for name in LAB_FILES:
+            if name != "notebooks":
+                (home / name).symlink_to(stage / name)
+        for path in [home, *home.rglob("*")]:
+            os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+    return home
+
+
+def learner_environment(name: str, stage: Path, home: Path) -> dict[str, str]:
+    """Return the environment a learner's server gets: only their own DATABASE_URL."""
+    return {
+        "DATABASE_URL": classroom.learner_url(name),
+        "LAB_STUDENT": name,  # the lab then owns lab_<name> and may reset it freely
+        "LAB_DATA_DIR": str(home / ".lab"),
+        "PYTHONPATH": str(stage),
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def pre_spawn_hook(repo: Path, stage: Path):
+    """Return JupyterHub's pre_spawn_hook: OS user, notebooks, and the learner's own environment."""
+    def hook(spawner) -> None:
+        name = spawner.user.name
+        entry = ensure_os_user(name)
+        home = lay_notebooks(stage, entry)
+        spawner.environment.update(learner_environment(name, stage, home))
+    return hook

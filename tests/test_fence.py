@@ -1,0 +1,188 @@
+"""The classroom fence (issue 11): on one shared server, no learner reaches another's database.
+
+A real classroom server (``labkit/classroom.py``: PostgreSQL 18 from the bundled binaries, on
+127.0.0.1 with scram passwords) in a temp folder, with learners alice and bob made by the same
+``python -m lab_helpers classroom setup`` an instructor runs. Alice then tries, with her own
+URL, what a curious learner would: connect to bob's database, drop it, read his users table,
+make herself a database or a role. Each must fail, in a few lines that say why, and bob's
+data must still be there. No OS users are made here, so this runs for any user.
+"""
+
+import json
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from helpers import REPO, assert_short_and_secret_free, lab, run, text_of
+from labkit import classroom, hubkit, runtime
+
+
+@pytest.fixture(scope="module")
+def room():
+    """A running classroom server with learners alice and bob; stopped and deleted afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="de11f", dir="/tmp"))
+    folder.chmod(0o755)  # as root, PostgreSQL runs as pgserver and must reach its data
+    env = {"LAB_CLASSROOM_DIR": str(folder), "DATABASE_URL": None, "LAB_STUDENT": None}
+    started = lab("classroom", "server", "start", **env)
+    assert started.returncode == 0, text_of(started)
+    made = lab("classroom", "setup", "--users", "alice,bob", **env)
+    assert made.returncode == 0, text_of(made)
+    yield env
+    lab("classroom", "server", "stop", **env)
+    subprocess.run(["rm", "-rf", str(folder)])
+
+
+def secrets_of(room) -> dict:
+    return json.loads((Path(room["LAB_CLASSROOM_DIR"]) / "secrets.json").read_text())
+
+
+def url_of(room, name: str, database: str | None = None) -> str:
+    """Return learner ``name``'s DATABASE_URL, pointed at ``database`` (default their own)."""
+    s = secrets_of(room)
+    pw = quote(s["learners"][name], safe="")
+    return f"postgresql://{name}:{pw}@127.0.0.1:{s['port']}/{database or 'lab_' + name}"
+
+
+def as_learner(room, name: str, *args: str, database: str | None = None, student: bool = True):
+    """Run ``python -m lab_helpers ARGS`` with the environment the hub gives learner ``name``."""
+    return lab(*args, DATABASE_URL=url_of(room, name, database), LAB_STUDENT=name if student else None,
+               LAB_CLASSROOM_DIR=None)
+
+
+def alice_runs(room, sql: str) -> str:
+    """Run SQL as alice in her own database; return the lab's short message for the error."""
+    url = runtime.parse_database_url(url_of(room, "alice"))
+    eng = sa.create_engine(url, isolation_level="AUTOCOMMIT")  # CREATE/DROP DATABASE need it
+    try:
+        with eng.connect() as conn:
+            conn.exec_driver_sql(sql)
+    except DBAPIError as exc:
+        return str(runtime.explain(exc, url))
+    finally:
+        eng.dispose()
+    raise AssertionError(f"alice was allowed to run: {sql}")
+
+
+@pytest.fixture(scope="module")
+def bob_at_phase_1(room):
+    """Bob works through phase 1: his users table holds the sample names."""
+    done = as_learner(room, "bob", "goto", "1")
+    assert done.returncode == 0, text_of(done)
+    return room
+
+
+def bob_rows(room) -> int:
+    url = runtime.parse_database_url(url_of(room, "bob"))
+    eng = sa.create_engine(url)
+    with eng.connect() as conn:
+        rows = conn.scalar(sa.text("SELECT count(*) FROM users"))
+    eng.dispose()
+    return rows
+
+
+def test_alice_cannot_connect_to_bobs_database(bob_at_phase_1):
+    """CONNECT is revoked from PUBLIC: alice's own password does not open lab_bob."""
+    room = bob_at_phase_1
+    done = as_learner(room, "alice", "status", database="lab_bob", student=False)
+    assert done.returncode == 2
+    text = assert_short_and_secret_free(done, secrets_of(room)["learners"]["alice"])
+    assert "permission denied for database" in text and "lab_bob" in text, text
+
+
+def test_alice_cannot_reset_bobs_database_through_the_lab(bob_at_phase_1):
+    """The lab's own goto/reset, pointed at bob's database with alice's URL, fails and changes nothing."""
+    room = bob_at_phase_1
+    done = as_learner(room, "alice", "reset", database="lab_bob", student=False)
+    assert done.returncode == 2
+    text = assert_short_and_secret_free(done, secrets_of(room)["learners"]["alice"])
+    assert "permission denied for database" in text, text
+    assert bob_rows(room) == 5
+
+
+def test_alice_cannot_drop_bobs_database(bob_at_phase_1):
+    """Only the owner (bob) or a superuser may drop lab_bob; alice is told so in one line."""
+    message = alice_runs(bob_at_phase_1, "DROP DATABASE lab_bob")
+    assert "must be owner of database lab_bob" in message, message
+    assert len(message.splitlines()) <= 3
+    assert bob_rows(bob_at_phase_1) == 5
+
+
+def test_alice_cannot_read_bobs_users_table(bob_at_phase_1):
+    """Not across databases, and not by becoming bob: both are refused with the reason."""
+    room = bob_at_phase_1
+    cross = alice_runs(room, "SELECT * FROM lab_bob.public.users")
+    assert "cross-database references are not implemented" in cross, cross
+    become = alice_runs(room, "SET ROLE bob")
+    assert 'permission denied to set role "bob"' in become, become
+
+
+@pytest.mark.parametrize("sql, reason", [
+    ("CREATE DATABASE lab_mallory", "permission denied to create database"),
+    ("CREATE ROLE mallory LOGIN", "permission denied to create role"),
+    ("ALTER ROLE alice SUPERUSER", "permission denied to alter role"),
+])
+def test_alice_cannot_widen_her_own_rights(room, sql, reason):
+    """No CREATEDB, CREATEROLE or superuser: a learner cannot make a way around the fence."""
+    message = alice_runs(room, sql)
+    assert reason in message, message
+
+
+def test_a_learner_runs_every_phase_in_their_own_database(room):
+    """The fence must not stop the lesson: with the hub's environment, alice reaches phase 4.
+
+    Phase 4's migration runs CREATE EXTENSION IF NOT EXISTS vector, which needs a superuser
+    unless setup already installed it.
+    """
+    done = as_learner(room, "alice", "goto", "4")
+    assert done.returncode == 0, text_of(done)
+    status = as_learner(room, "alice", "status")
+    assert "lab_alice" in status.stdout and "(installed)" in status.stdout, text_of(status)
+
+
+def test_setup_is_idempotent_and_keeps_passwords(room):
+    """A second setup (say, with one more learner) keeps every password and every database."""
+    before = secrets_of(room)["learners"]
+    again = lab("classroom", "setup", "--users", "alice,bob,carol", **room)
+    assert again.returncode == 0, text_of(again)
+    after = secrets_of(room)["learners"]
+    assert {k: after[k] for k in before} == before and "carol" in after
+    assert as_learner(room, "bob", "status").returncode == 0
+    lab("classroom", "teardown", "--users", "carol", **room)
+    assert "carol" not in secrets_of(room)["learners"]
+
+
+def test_passwords_live_only_in_a_private_file(room):
+    """The secrets file is mode 600, outside the checkout, and no command prints a password."""
+    path = Path(room["LAB_CLASSROOM_DIR"]) / "secrets.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert not path.resolve().is_relative_to(REPO)
+    shown = lab("classroom", "url", "alice", **room)
+    assert shown.returncode == 0 and "lab_alice" in shown.stdout
+    assert_short_and_secret_free(shown, secrets_of(room)["learners"]["alice"])
+
+
+def test_the_hub_hands_each_learner_only_their_own_url(room, monkeypatch, tmp_path):
+    """What the pre_spawn_hook puts in alice's environment names no other learner's password."""
+    monkeypatch.setenv("LAB_CLASSROOM_DIR", room["LAB_CLASSROOM_DIR"])
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    env = hubkit.learner_environment("alice", tmp_path, tmp_path)
+    assert env["DATABASE_URL"] == url_of(room, "alice") and env["LAB_STUDENT"] == "alice"
+    text = json.dumps(env)
+    bob = secrets_of(room)["learners"]["bob"]
+    assert bob not in text and quote(bob, safe="") not in text
+    assert secrets_of(room)["admin_password"] not in text
+
+
+def test_bad_learner_names_are_refused_in_a_few_lines(room):
+    """Names become roles, databases and OS users: only the lab's safe pattern is accepted."""
+    done = lab("classroom", "setup", "--users", 'alice,x"; drop role bob; --', **room)
+    assert done.returncode == 2
+    assert "lowercase letter" in assert_short_and_secret_free(done)
+    assert as_learner(room, "bob", "status").returncode == 0

@@ -1,0 +1,152 @@
+"""The classroom on a live JupyterHub (issue 11): the quick load test, and the guide's steps.
+
+Both need root (each learner's server runs as an OS user of their own) and JupyterHub with
+configurable-http-proxy (``pip install -r classroom/requirements.txt`` and
+``npm install -g configurable-http-proxy``). Without them they are skipped with the reason;
+under CI=true a missing prerequisite fails instead.
+"""
+
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO, run, text_of
+
+sys.path.insert(0, str(REPO / "classroom"))
+import loadtest  # noqa: E402
+
+GUIDE = REPO / "docs" / "classroom.md"
+
+
+@pytest.fixture
+def hub_prerequisites():
+    why = loadtest.prerequisites()
+    if why:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the classroom tests, but {why}")
+        pytest.skip(why)
+
+
+def test_quick_load_test_runs_the_series_for_three_learners(hub_prerequisites, tmp_path):
+    """Three learners at once, each running every notebook in their own server, with no error output."""
+    out = tmp_path / "quick.json"
+    done = run([sys.executable, "classroom/loadtest.py", "--quick", "--json", str(out)], timeout=600,
+               DATABASE_URL=None, LAB_STUDENT=None)
+    assert done.returncode == 0, text_of(done)
+    result = json.loads(out.read_text())
+    assert result["learners"] == 3 and result["completed"] == 3, text_of(done)
+    expected = sorted(p.name for p in (REPO / "notebooks").glob("[0-9]*.ipynb"))
+    for learner in result["per_learner"]:
+        assert [nb["notebook"] for nb in learner["notebooks"]] == expected
+        assert learner["spawn_seconds"] > 0
+    assert result["peak_postgres_mib"] > 0 and result["peak_learners_mib"] > 0
+    assert result["cpu_seconds_per_learner"] > 0
+    leftover = subprocess.run(["getent", "passwd"], capture_output=True, text=True).stdout
+    assert not any(r["name"] + ":" in leftover for r in result["per_learner"]), "OS users left behind"
+
+
+def guide_steps() -> list[str]:
+    """Return the bash blocks of docs/classroom.md that follow a ``<!-- step -->`` marker, in order.
+
+    The last one stops the classroom server after class; the test runs it after logging in.
+    """
+    return re.findall(r"<!-- step -->\s*```bash\n(.*?)```", GUIDE.read_text(), flags=re.S)
+
+
+def test_the_guide_has_its_steps():
+    """The test below runs these blocks; an edit that loses the markers must not pass silently."""
+    steps = guide_steps()
+    assert len(steps) >= 4 and any("jupyterhub -f" in s for s in steps)
+
+
+def test_the_guides_steps_bring_up_a_hub_where_three_learners_log_in(hub_prerequisites):
+    """Run the guide's commands as written, then log three learners in through the hub's login page.
+
+    Two substitutions keep the test from colliding with a real room on the same machine: the
+    learner names (OS users are made) and the hub's port. Everything else runs verbatim.
+    """
+    import requests
+
+    run_id = secrets.token_hex(2)
+    names = [f"de11g{run_id}_{who}" for who in ("alice", "bob", "carol")]
+    port = str(loadtest.hubkit.free_port())
+    folder = Path(tempfile.mkdtemp(prefix="de11g", dir="/tmp"))
+    folder.chmod(0o755)
+    *before, after_class = guide_steps()
+    assert "server stop" in after_class
+    script = "set -e\n" + "\n".join(before)
+    script = re.sub(r"\b(alice|bob|carol)\b", lambda m: f"de11g{run_id}_{m.group(1)}", script)
+    script = script.replace("/srv/classroom", str(folder))
+    script = script.replace("CLASSROOM_PORT=8800", f"CLASSROOM_PORT={port}")
+    hub_line = re.search(r"^jupyterhub -f .*$", script, flags=re.M).group(0)
+    script = script.replace(hub_line, f"{hub_line} > {folder}/hub.log 2>&1 &\necho $! > {folder}/hub.pid")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    env.pop("DATABASE_URL", None)
+    env.pop("LAB_STUDENT", None)
+    try:
+        done = subprocess.run(["bash", "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        password = re.search(r"CLASSROOM_PASSWORD='([^']+)'", script).group(1)
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: requests.get(f"{base}/hub/api/", timeout=5).ok, folder)
+        for name in names:
+            s = requests.Session()
+            s.get(f"{base}/hub/login", timeout=30)
+            page = s.post(f"{base}/hub/login?next=", timeout=300,
+                          data={"username": name, "password": password, "_xsrf": s.cookies.get("_xsrf")})
+            assert page.ok, (folder / "hub.log").read_text()[-3000:]
+            lab_page = wait_for(lambda: ok_page(s, f"{base}/user/{name}/lab"), folder)
+            assert "JupyterLab" in lab_page
+            listing = s.get(f"{base}/user/{name}/api/contents/notebooks", timeout=30).json()
+            assert sorted(c["name"] for c in listing["content"]) == sorted(
+                p.name for p in (REPO / "notebooks").glob("[0-9]*.ipynb"))
+        wrong = requests.Session()
+        wrong.get(f"{base}/hub/login", timeout=30)
+        denied = wrong.post(f"{base}/hub/login", timeout=30,
+                            data={"username": names[0], "password": "not-the-password",
+                                  "_xsrf": wrong.cookies.get("_xsrf")})
+        assert "/user/" not in denied.url
+    finally:
+        pid_file = folder / "hub.pid"
+        if pid_file.exists():
+            pid = int(pid_file.read_text())
+            subprocess.run(["kill", str(pid)])
+            for _ in range(60):
+                if subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode:
+                    break
+                time.sleep(0.5)
+        loadtest.remove_os_users(names)
+        stopped = subprocess.run(["bash", "-c", after_class], cwd=REPO, capture_output=True, text=True,
+                                 env=dict(env, LAB_CLASSROOM_DIR=str(folder)))
+        shutil.rmtree(folder, ignore_errors=True)
+    assert stopped.returncode == 0 and "Stopped the classroom server." in stopped.stdout, text_of(stopped)
+
+
+def ok_page(session, url):
+    r = session.get(url, timeout=60)
+    return r.text if r.ok and "/user/" in r.url else None
+
+
+def wait_for(probe, folder: Path, timeout: float = 300):
+    """Return probe()'s first truthy result, or fail with the hub's log."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            got = probe()
+            if got:
+                return got
+        except Exception:  # the hub or the server is still starting
+            pass
+        time.sleep(1)
+    log = (folder / "hub.log").read_text()[-3000:] if (folder / "hub.log").exists() else ""
+    pytest.fail(f"timed out; hub log:\n{log}")
