@@ -74,6 +74,7 @@ def relative(path_or_text) -> str:
     """Return a path (or text) with the repository's folder left out, e.g. workspace/lab/phase1/..."""
     text = str(path_or_text)
     for root, name in ((f"{runtime.REPO}{os.sep}", ""), (str(runtime.REPO), "."),
+                       (f"{phases.WORKSPACE.parent}{os.sep}", ""),
                        (str(runtime.data_root()), "<data folder>")):
         text = text.replace(root, name)
     return text

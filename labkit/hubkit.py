@@ -89,6 +89,7 @@ def learner_environment(name: str, stage: Path, home: Path) -> dict[str, str]:
         "DATABASE_URL": classroom.learner_url(name),
         "LAB_STUDENT": name,  # the lab then owns lab_<name> and may reset it freely
         "LAB_DATA_DIR": str(home / ".lab"),
+        "LAB_WORKSPACE": str(home / "workspace"),  # the staged lab is read-only to learners
         "PYTHONPATH": str(stage),
         "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
         "PYTHONDONTWRITEBYTECODE": "1",
