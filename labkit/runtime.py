@@ -519,6 +519,10 @@ def known_problem(exc: DBAPIError | Exception, url: URL) -> LabError | None:
     if re.search(r'database ".*" does not exist', text):
         return LabError(f"The database {db!r} does not exist on {server}.\n"
                         f"Create it (createdb {db}) or fix the database name in DATABASE_URL.")
+    if "permission denied for database" in text:
+        return LabError(f"User {user!r} may not connect to the database {db!r} on {server}: {first}\n"
+                        "On a shared server each learner may use only their own database: "
+                        "check the name in DATABASE_URL.")
     if "No space left on device" in text or "could not extend file" in text:
         place = f"the data folder {data_root()}" if database_url_setting() is None else f"the server {server}"
         return LabError(f"The disk holding {place} is full: {first}\n"
