@@ -221,40 +221,43 @@ def _copy_stamp() -> str:
 def _make_binaries_copy(copy: Path) -> None:
     """Copy the library's PostgreSQL (bin, lib, share, bundled libraries) to ``copy``'s tree, once.
 
-    The copy is made under a temporary name and renamed into place with its stamp inside,
-    so a half copy is never used and two processes racing end with one complete copy. A
-    copy stamped by another release of the library is replaced.
+    One process copies at a time (a lock in the lab's folder), under a temporary name renamed
+    into place with its stamp inside, so a half copy is never used, not even after a crash.
+    A copy stamped by another release of the library is replaced.
     """
+    import fasteners
+
     home = copy.parents[2]  # <lab folder>/postgres, the wheel's site-packages in miniature
     stamp = _copy_stamp()
-    with contextlib.suppress(OSError):
-        if (home / "COPIED-FROM").read_text() == stamp:
-            return
+
+    def current() -> bool:
+        with contextlib.suppress(OSError):
+            return (home / "COPIED-FROM").read_text() == stamp
+        return False
+
+    if current():
+        return
     source = _library_bins()[_pgserver()[1].TARGET_POSTGRES_VERSION].parent
     libs = source.parent.parent / f"{source.parent.name}.libs"
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=".postgres-", dir=home.parent))
-        try:
-            dest = tmp / source.parent.name / source.name
-            for part in ("bin", "lib", "share"):
-                shutil.copytree(source / part, dest / part, symlinks=True)
-            if libs.is_dir():
-                shutil.copytree(libs, tmp / libs.name, symlinks=True)
-            for folder in (tmp, dest.parent, dest):
-                folder.chmod(0o755)  # pgserver reads it; the lab folder around it stays 700
-            (tmp / "COPIED-FROM").write_text(stamp)
-            if home.exists():  # stamped by another release of the library
-                old = Path(tempfile.mkdtemp(prefix=".postgres-old-", dir=home.parent))
-                with contextlib.suppress(OSError):
-                    home.rename(old / "postgres")
-                shutil.rmtree(old, ignore_errors=True)
+        with fasteners.InterProcessLock(home.parent / ".postgres.lock"):
+            if current():  # another process copied it while this one waited
+                return
+            tmp = Path(tempfile.mkdtemp(prefix=".postgres-", dir=home.parent))
             try:
+                dest = tmp / source.parent.name / source.name
+                for part in ("bin", "lib", "share"):
+                    shutil.copytree(source / part, dest / part, symlinks=True)
+                if libs.is_dir():
+                    shutil.copytree(libs, tmp / libs.name, symlinks=True)
+                for folder in (tmp, dest.parent, dest):
+                    folder.chmod(0o755)  # pgserver reads it; the lab folder around it stays 700
+                (tmp / "COPIED-FROM").write_text(stamp)
+                if home.exists():  # stamped by another release, or a copy without its stamp
+                    shutil.rmtree(home)
                 tmp.rename(home)
-            except OSError:
-                if (home / "COPIED-FROM").read_text() != stamp:  # another process won the race
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
     except OSError as exc:
         raise _folder_error(home.parent, exc) from None
 
