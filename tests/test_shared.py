@@ -302,7 +302,10 @@ def _make_user(name: str) -> pwd.struct_passwd:
 
 
 def _remove_user(name: str, clone: Path) -> None:
-    as_user(name, clone, [sys.executable, "-m", "lab_helpers", "stop"])
+    try:
+        as_user(name, clone, [sys.executable, "-m", "lab_helpers", "stop"])
+    except PermissionError:  # this user cannot run the interpreter, so started no server
+        pass
     import psutil
 
     uid = pwd.getpwnam(name).pw_uid
