@@ -102,7 +102,7 @@ def reset() -> str:
 
 
 def status() -> dict[str, str]:
-    """Return the server, database, revision, pgvector version and data folder in use (and binaries, if copied)."""
+    """Return the server, database, revision, pgvector version and data folder in use (binaries if copied)."""
     eng = engine()
     with eng.connect() as conn:
         version = conn.scalar(sa.text("SHOW server_version"))

@@ -164,7 +164,8 @@ def _check_permissions(pgdata: Path) -> None:
     if wide:
         listed = ", ".join(str(p) for p in wide[:4]) + (" ..." if len(wide) > 4 else "")
         raise LabError(
-            f"Running as root, PostgreSQL runs as the OS user pgserver, which cannot reach the data folder {pgdata.parent}.\n"
+            "Running as root, PostgreSQL runs as the OS user pgserver, which cannot reach the data folder "
+            f"{pgdata.parent}.\n"
             f"The embedded server would make these folders readable by all users (chmod g+rx,o+rx): {listed}\n"
             "Nothing was changed. To avoid it, set LAB_DATA_DIR to a folder every user can already\n"
             "reach (or unset it), run as a normal user, or point DATABASE_URL at a server of your own."
