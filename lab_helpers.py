@@ -104,7 +104,7 @@ def reset() -> str:
 
 
 def status() -> dict[str, str]:
-    """Return the server, database, revision, pgvector version and data folder in use."""
+    """Return the server, database, revision, pgvector version and data folder in use (binaries if copied)."""
     eng = engine()
     with eng.connect() as conn:
         version = conn.scalar(sa.text("SHOW server_version"))
@@ -115,13 +115,17 @@ def status() -> dict[str, str]:
                 f"{row.installed_version} (installed)" if row.installed_version else
                 f"{row.default_version} (available, not yet installed)")
     kind = "DATABASE_URL" if runtime.database_url_setting() else "embedded"
-    return {
+    found = {
         "server": f"PostgreSQL {version} ({kind}, {runtime.where(eng.url)})",
         "database": eng.url.database or f"(none named: the server uses {eng.url.username or 'your user name'!r})",
         "revision": revision,
         "pgvector": pgvector,
         "data folder": _data_folder() if kind == "embedded" else "(on the server)",
     }
+    note = runtime.binaries_note() if kind == "embedded" else None
+    if note:  # as root, with the venv in a folder closed to other users
+        found["binaries"] = note
+    return found
 
 
 def _data_folder() -> str:

