@@ -26,11 +26,11 @@ import sqlalchemy as sa
 
 from labkit import display, lessons, notebook, phases, runtime
 from labkit.embedding import embed
-from labkit.errors import DataLossRefused, LabError
+from labkit.errors import LabError
 from labkit.models import EMBEDDING_DIM, NAMING_CONVENTION
 
 __all__ = [
-    "DataLossRefused", "EMBEDDING_DIM", "LabError", "NAMING_CONVENTION", "Phase", "REVISIONS",
+    "EMBEDDING_DIM", "LabError", "NAMING_CONVENTION", "Phase", "REVISIONS",
     "SAMPLE_SETTINGS", "SAMPLE_USERS", "alembic_config", "app_connection", "checksum",
     "diff_tables", "embed", "engine", "expand_contract", "flat_vs_linear",
     "flat_vs_linear_verdict", "goto", "history_diagram", "offline_sql", "project_database_url",

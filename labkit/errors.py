@@ -14,7 +14,3 @@ class LabError(CommandError):
     def _render_traceback_(self) -> list[str]:
         return [f"{type(self).__name__}: {line}" if i == 0 else line
                 for i, line in enumerate(str(self).splitlines())]
-
-
-class DataLossRefused(LabError):
-    """A downgrade stopped because it would drop columns that hold data."""
