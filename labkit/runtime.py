@@ -93,15 +93,20 @@ def runtime_dir() -> Path:
     return base / f"database-evolution-run-{uid}"
 
 
-def _prepare_runtime_dir(folder: Path) -> None:
-    """Create this user's socket folder (mode 700); refuse one that another user made."""
+def _make_folder(folder: Path) -> os.stat_result:
+    """Create ``folder`` with mode 700 unless it exists; return its lstat, for an ownership check."""
     try:
         folder.mkdir(mode=0o700)
     except FileExistsError:
         pass
     except OSError as exc:
         raise _folder_error(folder, exc) from None
-    info = folder.lstat()
+    return folder.lstat()
+
+
+def _prepare_runtime_dir(folder: Path) -> None:
+    """Create this user's socket folder (mode 700); refuse one that another user made."""
+    info = _make_folder(folder)
     if hasattr(os, "getuid") and (not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid()):
         raise LabError(f"{folder} exists but belongs to another user, so the lab will not put its\n"
                        "server's socket there. Remove it, or set LAB_DATA_DIR to a shorter path.")
@@ -289,13 +294,7 @@ def _prepare_shared_root(root: Path) -> None:
     """
     _, utils = _pgserver()
     pg = utils.ensure_user_exists("pgserver")
-    try:
-        root.mkdir(mode=0o700)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise _folder_error(root, exc) from None
-    info = root.lstat()
+    info = _make_folder(root)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid not in (0, pg.pw_uid):
         raise LabError(f"{root} exists but was not made by this lab (it is not a folder owned by\n"
                        "root or pgserver), so the lab will not use it. Remove it, or set LAB_DATA_DIR.")
