@@ -72,29 +72,28 @@ class Sampler(threading.Thread):
         self.cpu: dict[tuple[str, int], float] = {}
         self.done = threading.Event()
 
+    def _measure(self, kind: str, procs) -> int:
+        """Return the memory of ``procs`` summed, and record each one's CPU time under ``kind``."""
+        total = 0
+        for proc in procs:
+            try:
+                total += memory(proc)
+                t = proc.cpu_times()
+                self.cpu[(kind, proc.pid)] = t.user + t.system
+            except psutil.Error:
+                pass
+        return total
+
     def _sample(self) -> None:
-        pg_rss = learners_rss = 0
         try:
             pg = psutil.Process(self.pg_pid)
             pg_procs = [pg, *pg.children(recursive=True)]
         except psutil.Error:
             pg_procs = []
-        for proc in pg_procs:
-            try:
-                pg_rss += memory(proc)
-                t = proc.cpu_times()
-                self.cpu[("postgres", proc.pid)] = t.user + t.system
-            except psutil.Error:
-                pass
-        for proc in psutil.process_iter(["username"]):
-            if proc.info["username"] not in self.users:
-                continue
-            try:
-                learners_rss += memory(proc)
-                t = proc.cpu_times()
-                self.cpu[("learners", proc.pid)] = t.user + t.system
-            except psutil.Error:
-                pass
+        pg_rss = self._measure("postgres", pg_procs)
+        learners_rss = self._measure("learners", [
+            proc for proc in psutil.process_iter(["username"])
+            if proc.info["username"] in self.users])
         self.peak_pg = max(self.peak_pg, pg_rss)
         self.peak_pg_processes = max(self.peak_pg_processes, len(pg_procs))
         self.peak_learners = max(self.peak_learners, learners_rss)
