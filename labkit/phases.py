@@ -26,8 +26,7 @@ REVISIONS = {
 }
 # Where notebooks write the revisions they generate: visible (not a dot-folder, so JupyterLab's
 # file browser shows it and learners can open the file they are told to edit) and git-ignored.
-# Generated revisions: visible in JupyterLab, git-ignored. LAB_WORKSPACE moves it where the
-# checkout is read-only (a classroom hub serves the lab from a shared folder).
+# LAB_WORKSPACE moves it where the checkout is read-only (a classroom hub's shared copy).
 WORKSPACE = Path(os.environ.get("LAB_WORKSPACE", "").strip() or runtime.REPO / "workspace")
 # Tables the notebooks create for throwaway experiments start with this prefix; reset drops them.
 SCRATCH_PREFIX = "scratch_"
