@@ -97,11 +97,12 @@ class BenchDatabase:
 
     def __enter__(self):
         os.environ["LAB_STUDENT"] = self.student
-        from labkit import runtime
+        from labkit import database
+        from labkit.postgres import embedded
         if not os.environ.get("DATABASE_URL"):
-            self._was_running = runtime.embedded_running()
-        self.url = runtime.resolve_url()
-        self.engine = runtime.engine(self.url)
+            self._was_running = embedded.running() is not None
+        self.url = database.resolve_url()
+        self.engine = database.engine(self.url)
         return self
 
     def raw(self):
@@ -110,9 +111,9 @@ class BenchDatabase:
 
     def __exit__(self, *exc):
         import sqlalchemy as sa
-        from labkit import runtime
+        from labkit import database, paths
         self.engine.dispose()
-        server = runtime.engine(self.url.set(database="postgres"))
+        server = database.engine(self.url.set(database="postgres"))
         with server.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.url.database}" WITH (FORCE)'))
         if self._saved is None:
@@ -120,5 +121,5 @@ class BenchDatabase:
         else:
             os.environ["LAB_STUDENT"] = self._saved
         if self._was_running is False:  # in a subprocess: stopping here upsets the library's atexit
-            stop_embedded(runtime.data_root())
+            stop_embedded(paths.data_root())
         return False

@@ -32,8 +32,8 @@ SECTIONS = ["startup", "series", "migrations", "vectors"]
 def environment() -> dict:
     import alembic
     import sqlalchemy as sa
-    from labkit import runtime
-    with runtime.engine().connect() as conn:
+    from labkit import database
+    with database.engine().connect() as conn:
         pg = conn.scalar(sa.text("SHOW server_version"))
         vec = conn.scalar(sa.text("SELECT default_version FROM pg_available_extensions WHERE name='vector'"))
     return {"python": platform.python_version(), "cpus": os.cpu_count(), "postgresql": pg,

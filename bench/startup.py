@@ -13,12 +13,12 @@ from .common import embedded_env, fresh_dir, is_root, log, median, remove_dir, r
 EMBEDDED = r"""
 import json, time
 t0 = time.perf_counter()
-from labkit import runtime
+from labkit import database
 import sqlalchemy as sa
 t1 = time.perf_counter()
-runtime.start_embedded()
+database.embedded_url()
 t2 = time.perf_counter()
-eng = runtime.engine()           # resolve_url: also creates the 'lab' database when missing
+eng = database.engine()           # resolve_url: also creates the 'lab' database when missing
 with eng.connect() as c:
     c.execute(sa.text("SELECT 1"))
 t3 = time.perf_counter()
@@ -27,9 +27,8 @@ print(json.dumps({"import": t1 - t0, "server": t2 - t1, "lab_db": t3 - t1}))
 
 
 def _bin_dir() -> Path:
-    from labkit.runtime import _pgserver
-    _, utils = _pgserver()
-    return utils.POSTGRES_VERSIONS[utils.TARGET_POSTGRES_VERSION]
+    from labkit.postgres.binaries import postgres_bin
+    return postgres_bin()
 
 
 def _as_pg_user(cmd: list[str], check: bool = True) -> None:
@@ -44,8 +43,8 @@ def bare(i: int, bindir: Path) -> dict:
     pgdata, log_file = root / "pgdata", root / "log"
     pgdata.mkdir(mode=0o700)
     if is_root():
-        from labkit.runtime import _pgserver
-        pw = _pgserver()[1].ensure_user_exists("pgserver")  # a new machine has no such user yet
+        from labkit.postgres.binaries import pg_user
+        pw = pg_user()  # a new machine has no such user yet
         for p in (root, pgdata):
             os.chown(p, pw.pw_uid, pw.pw_gid)
     initdb = [str(bindir / "initdb"), "--auth=trust", "--auth-local=trust", "--encoding=utf8",
@@ -105,7 +104,7 @@ def run(quick: bool) -> dict:
         "embedded_warm_lab_db": med(rows_emb, "warm", "lab_db"),
         "embedded_reuse_server": med(rows_emb, "reuse", "server"),
         "embedded_reuse_lab_db": med(rows_emb, "reuse", "lab_db"),
-        "import_labkit_runtime": med(rows_emb, "cold", "import"),
+        "import_labkit_database": med(rows_emb, "cold", "import"),
     }
     summary["cold_ratio"] = summary["embedded_cold_server"] / summary["bare_cold"]
     summary["cold_ratio_lab_db"] = summary["embedded_cold_lab_db"] / summary["bare_cold"]
@@ -132,5 +131,5 @@ def table(res: dict) -> str:
              "",
              f"Embedded cold / bare cold: **{s['cold_ratio']:.2f}x** (server), "
              f"{s['cold_ratio_lab_db']:.2f}x (until the `lab` database answers). "
-             f"Importing `labkit.runtime` + SQLAlchemy first: {s['import_labkit_runtime']:.2f} s (not counted above)."]
+             f"Importing `labkit.database` + SQLAlchemy first: {s['import_labkit_database']:.2f} s (not counted above)."]
     return "\n".join(lines)

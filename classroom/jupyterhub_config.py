@@ -30,25 +30,26 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from labkit import classroom, hubkit  # noqa: E402
+from labkit.classroom import hub, server  # noqa: E402
+from labkit.postgres import cluster  # noqa: E402
 
 c = get_config()  # noqa: F821  (JupyterHub's config loader provides it)
 
 password = os.environ.get("CLASSROOM_PASSWORD", "")
 if len(password) < 8:
     sys.exit("Set CLASSROOM_PASSWORD to the workshop password (8 characters or more) and start again.")
-learners = sorted(classroom.read_secrets().get("learners", {}))
+learners = sorted(server.read_secrets().get("learners", {}))
 if not learners:
     sys.exit("No learners yet: run python -m lab_helpers classroom setup --users alice,bob first.")
 
-state = Path(os.environ.get("CLASSROOM_STATE") or classroom.folder() / "hub")
+state = Path(os.environ.get("CLASSROOM_STATE") or server.folder() / "hub")
 state.mkdir(parents=True, exist_ok=True, mode=0o700)
-stage = hubkit.stage_lab(REPO, classroom.folder() / "stage")
+stage = hub.stage_lab(REPO, server.folder() / "stage")
 
 c.JupyterHub.bind_url = f"http://127.0.0.1:{int(os.environ.get('CLASSROOM_PORT', '8800'))}"
 c.JupyterHub.hub_ip = "127.0.0.1"
-c.JupyterHub.hub_port = hubkit.free_port()
-c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{hubkit.free_port()}"
+c.JupyterHub.hub_port = cluster.free_port()
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{cluster.free_port()}"
 c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
 c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret_file = str(state / "cookie_secret")
@@ -63,7 +64,7 @@ c.Spawner.default_url = "/lab/tree/notebooks/01_create_users.ipynb"
 c.Spawner.notebook_dir = "~/database-evolution"
 c.Spawner.start_timeout = 600  # a room of 30 starting at once on 2 cores is slow
 c.Spawner.http_timeout = 600
-c.Spawner.pre_spawn_hook = hubkit.pre_spawn_hook(REPO, stage)
+c.Spawner.pre_spawn_hook = hub.pre_spawn_hook(REPO, stage)
 
 token = os.environ.get("CLASSROOM_API_TOKEN")
 if token:

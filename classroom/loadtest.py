@@ -6,7 +6,7 @@
 Run as root from the repository root, in the lab's virtual environment, with
 configurable-http-proxy installed (npm install -g configurable-http-proxy). It:
 
-1. starts the classroom PostgreSQL (labkit/classroom.py) in a fresh folder under /tmp, and
+1. starts the classroom PostgreSQL (labkit/classroom/server.py) in a fresh folder under /tmp, and
    creates N learners (role, fenced database lab_<name>, password in a mode-600 file);
 2. starts JupyterHub with classroom/jupyterhub_config.py and a service token, and creates the
    N hub users through the Hub REST API;
@@ -46,7 +46,9 @@ from tornado.websocket import websocket_connect
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from labkit import classroom, hubkit, runtime  # noqa: E402
+from labkit import paths  # noqa: E402
+from labkit.classroom import hub, learners, server  # noqa: E402
+from labkit.postgres import cluster  # noqa: E402
 from labkit.errors import LabError  # noqa: E402
 
 CELL_TIMEOUT = 900
@@ -113,7 +115,7 @@ class Hub:
     """A JupyterHub subprocess with a service token, and its REST API."""
 
     def __init__(self, state: Path, env: dict[str, str]):
-        self.port = hubkit.free_port()
+        self.port = cluster.free_port()
         self.token = secrets.token_hex(32)
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(state / "hub.log", "w")
@@ -257,12 +259,12 @@ async def room(n: int, notebooks: list[Path], state: Path) -> dict:
     os.environ.update(LAB_CLASSROOM_DIR=env["LAB_CLASSROOM_DIR"])
     os.environ.pop("DATABASE_URL", None)
     t0 = time.monotonic()
-    classroom.start_server()
+    server.start_server()
     hub = sampler = None
     try:
-        classroom.setup(names)
+        learners.setup(names)
         setup_seconds = time.monotonic() - t0
-        sampler = Sampler(classroom.server_pid(), set(names))
+        sampler = Sampler(server.server_pid(), set(names))
         sampler.start()
         hub = Hub(state, env)
         await hub.wait_up()
@@ -285,9 +287,9 @@ async def room(n: int, notebooks: list[Path], state: Path) -> dict:
             hub.stop()
         remove_os_users(names)
         try:
-            classroom.teardown(names)
+            learners.teardown(names)
         finally:
-            classroom.stop_server()
+            server.stop_server()
     totals = [r["total_seconds"] for r in learners if ok(r)]
     return {
         "learners": n,
@@ -383,11 +385,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         keep = state / "hub.log"
         if keep.exists():
-            shutil.copy(keep, runtime.data_root() / f"classroom-loadtest-{n}-hub.log") \
-                if runtime.data_root().exists() else None
+            shutil.copy(keep, paths.data_root() / f"classroom-loadtest-{n}-hub.log") \
+                if paths.data_root().exists() else None
         shutil.rmtree(state, ignore_errors=True)
     print(table(result))
-    out = args.json or runtime.data_root() / f"classroom-loadtest-{n}.json"
+    out = args.json or paths.data_root() / f"classroom-loadtest-{n}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"Results: {out}")

@@ -8,16 +8,19 @@ Errors are shown as one short line: never a traceback, never a password.
 
 from __future__ import annotations
 
-import os
+import operator
 import re
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import settings
+from .paths import REPO
+from .text import first_line, redact, url_password
+
 MIN_PYTHON = (3, 11)
 MIN_FREE_BYTES = 1 << 30  # 1 GiB: the embedded server, its data and the workspace need ~300 MB
-REPO = Path(__file__).resolve().parent.parent
 REQUIREMENTS = REPO / "requirements.txt"
 INSTALL = "pip install -r requirements.txt   (from the repository root, in the lab's venv)"
 
@@ -36,36 +39,54 @@ class Check:
 
 def scrub(text: str) -> str:
     """Return ``text`` with any password from DATABASE_URL, or in a URL, replaced by ***."""
-    raw = os.environ.get("DATABASE_URL", "")
-    match = re.search(r"://[^:/@\s]*:([^@\s]+)@", raw)
-    if match:
-        text = text.replace(match.group(1), "***")
-    return re.sub(r"(://[^:/@\s]*:)(?!password@)[^@\s]+@", r"\1***@", text)
+    return redact(text, url_password(settings.database_url()))
 
 
 def _short(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return scrub(lines[0] if lines else type(exc).__name__)
+    return scrub(first_line(exc, type(exc).__name__))
 
 
-def split_advice(message: str) -> tuple[str, str]:
-    """Split a LabError's message into (what happened, its own advice after "To avoid it,")."""
-    what, sep, advice = message.partition("To avoid it,")
-    if not sep:
-        return message, ""
-    advice = " ".join(advice.split())
-    return what.strip(), advice[:1].lower() + advice[1:]
+_COMPARE = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
+            "==": operator.eq, "!=": operator.ne}
 
 
-def read_requirements(path: Path = REQUIREMENTS) -> list:
-    """Return the ``packaging`` Requirements named in requirements.txt (options like ``-e .`` skipped)."""
-    from packaging.requirements import Requirement
+def _release(text: str) -> tuple[int, ...]:
+    """Return a version's release numbers (``2.1.3rc1`` -> (2, 1, 3)), for comparing."""
+    match = re.match(r"\d+(?:\.\d+)*", text.strip())
+    return tuple(int(p) for p in match.group().split(".")) if match else ()
 
+
+@dataclass
+class Requirement:
+    """One line of requirements.txt: a package name and its version bounds (``>=2.1,<2.2``)."""
+
+    name: str
+    specifier: str
+
+    def allows(self, version: str) -> bool:
+        """Return whether ``version`` meets every bound (release numbers only; enough for this file)."""
+        have = _release(version)
+        for bound in filter(None, self.specifier.split(",")):
+            op, want = re.fullmatch(r"(>=|<=|==|!=|>|<)\s*(\S+)", bound.strip()).groups()
+            wanted = _release(want)
+            if op == "==" and want.endswith(".*"):
+                if have[:len(wanted)] != wanted:
+                    return False
+                continue
+            width = max(len(have), len(wanted))
+            if not _COMPARE[op](have + (0,) * (width - len(have)), wanted + (0,) * (width - len(wanted))):
+                return False
+        return True
+
+
+def read_requirements(path: Path = REQUIREMENTS) -> list[Requirement]:
+    """Return the requirements named in requirements.txt (options like ``-e .`` skipped), standard library only."""
     found = []
     for line in path.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line and not line.startswith("-"):
-            found.append(Requirement(line))
+            name, spec = re.fullmatch(r"([A-Za-z0-9_.\-]+)\s*(.*)", line).groups()
+            found.append(Requirement(name, spec.replace(" ", "")))
     return found
 
 
@@ -94,7 +115,7 @@ def check_packages() -> Check:
         except PackageNotFoundError:
             problems.append(f"{req.name} missing")
             continue
-        if not req.specifier.contains(have, prereleases=True):
+        if not req.allows(have):
             problems.append(f"{req.name} {have} (needs {req.specifier})")
     if problems:
         return Check("Packages", False, "; ".join(problems), INSTALL)
@@ -103,21 +124,21 @@ def check_packages() -> Check:
 
 def check_data_folder() -> Check:
     """The data folder (embedded server data and notebook workspace) must be writable."""
-    from labkit import runtime
+    from labkit.paths import data_root, data_root_reason
+    from labkit.postgres.embedded import data_folder_problem
 
-    root = runtime.data_root()
-    problem = runtime.data_folder_problem(root)  # read-only, full, or no right to write
+    root = data_root()
+    problem = data_folder_problem(root)  # read-only, full, or no right to write
     if problem is not None:
-        what, fix = str(problem).split("\n", 1)
-        return Check("Data folder", False, what, fix[:1].lower() + fix[1:].rstrip("."))
-    return Check("Data folder", True, f"{root} is writable ({runtime.data_root_reason()})")
+        return Check("Data folder", False, problem.what, _as_fix(problem.fix))
+    return Check("Data folder", True, f"{root} is writable ({data_root_reason()[0]})")
 
 
 def check_disk() -> Check:
     """At least 1 GiB must be free where the data folder lives."""
-    from labkit import runtime
+    from labkit.paths import data_root
 
-    place = runtime.data_root()
+    place = data_root()
     while not place.exists() and place != place.parent:
         place = place.parent
     free = shutil.disk_usage(place).free
@@ -129,44 +150,37 @@ def check_disk() -> Check:
 
 def check_database() -> tuple[Check, object]:
     """The embedded server must start, or DATABASE_URL must be reachable; return the engine too."""
-    from labkit import runtime
-    from labkit.errors import LabError
+    import sqlalchemy as sa
 
-    external = runtime.database_url_setting() is not None
+    from labkit import database
+    from labkit.errors import LabError
+    from labkit.postgres.binaries import binaries_note
+
+    external = settings.database_url() is not None
     name = "DATABASE_URL" if external else "Embedded server"
     fix = ("check the host, port, user and password in DATABASE_URL, or unset it to use the "
            "embedded server" if external else
            "see the server log in the data folder's pgdata/log; delete the data folder to start afresh")
     try:
-        eng = runtime.engine()
-        runtime.check_connection(eng)
-        import sqlalchemy as sa
-
+        eng = database.checked_engine()
         with eng.connect() as conn:
             version = conn.scalar(sa.text("SHOW server_version"))
     except LabError as exc:
-        message, advice = split_advice(str(exc).strip())
-        if advice:
-            fix = advice
-        elif "LAB_STUDENT" in message:
-            fix = "export LAB_STUDENT=alice (a lowercase name), or unset LAB_STUDENT"
-        elif "CREATEDB" in message:
-            fix = "the admin grants CREATEDB or creates the database (docs/instructor-guide.md)"
-        return Check(name, False, message, fix), None
+        return Check(name, False, exc.what, _as_fix(exc.fix) if exc.fix else fix), None
     except Exception as exc:  # anything else still gets one line, not a traceback
         return Check(name, False, f"{type(exc).__name__}: {_short(exc)}", fix), None
     where = "reachable" if external else "running"
-    note = None if external else runtime.binaries_note()  # as root, with the venv in a closed folder
+    note = None if external else binaries_note()  # as root, with the venv in a closed folder
     return Check(name, True, f"PostgreSQL {version} {where}, database {eng.url.database!r}"
                  + (f"\nbinaries: {note}" if note else "")), eng
 
 
 def check_pgvector(eng) -> Check:
     """The server must offer the vector extension; report its version."""
-    from labkit import runtime
+    from labkit.database import vector_extension
 
     with eng.connect() as conn:
-        row = runtime.vector_extension(conn)
+        row = vector_extension(conn)
     if row is None:
         return Check("pgvector", False, "the server has no 'vector' extension",
                      "install pgvector on the server (apt install postgresql-NN-pgvector, "
@@ -210,8 +224,7 @@ def run_checks() -> list[Check]:
     """Run every check in order; a failed connection marks the database checks as not run."""
     rows = [check_python(), check_packages()]
     try:
-        import sqlalchemy  # noqa: F401  (the remaining checks need the lab's packages)
-        import labkit.runtime  # noqa: F401
+        import labkit.database  # noqa: F401  (imported to learn whether it can be: the remaining checks need it)
     except Exception as exc:
         skipped = "not checked: the lab's packages do not import (" + _short(exc) + ")"
         return rows + [Check(n, False, skipped, INSTALL) for n in
@@ -230,6 +243,12 @@ def run_checks() -> list[Check]:
     else:
         rows.append(_guarded("HNSW index", check_hnsw, eng))
     return rows
+
+
+def _as_fix(advice: str) -> str:
+    """Return a LabError's fix as the doctor's one-line fix: lowercase start, no final full stop."""
+    advice = " ".join(advice.split())
+    return (advice[:1].lower() + advice[1:]).rstrip(".")
 
 
 def _guarded(name: str, check, *args) -> Check:

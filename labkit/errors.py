@@ -1,15 +1,22 @@
 """The one exception the lab raises for a problem a learner can fix."""
 
+from __future__ import annotations
+
 from alembic.util import CommandError
 
 
 class LabError(CommandError):
-    """A short, actionable problem: printed as its message, never as a traceback.
+    """A short, actionable problem: what happened (``what``) and what to do (``fix``).
 
-    It subclasses Alembic's ``CommandError`` so that the ``alembic`` command line
-    prints ``FAILED: <message>`` instead of a traceback, and it tells IPython to
-    show the message alone in a notebook.
+    Printed as its message (``what``, then ``fix`` on the next line), never as a traceback.
+    Code that reacts to it reads the two fields, never the sentence. It subclasses
+    Alembic's ``CommandError`` so that the ``alembic`` command line prints ``FAILED:
+    <message>`` instead of a traceback, and it tells IPython to show the message alone.
     """
+
+    def __init__(self, what: str, fix: str = ""):
+        self.what, self.fix = what, fix
+        super().__init__(f"{what}\n{fix}" if fix else what)
 
     def _render_traceback_(self) -> list[str]:
         return [f"{type(self).__name__}: {line}" if i == 0 else line

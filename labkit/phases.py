@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -12,22 +11,20 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.exc import DBAPIError
 
-from . import runtime, sessions
+from . import database, paths
+from .diagnose import explain
 from .embedding import embed
 from .errors import LabError
+from .migration import migrating
 
-INI = runtime.REPO / "alembic.ini"
-REFERENCE_VERSIONS = runtime.REPO / "migrations" / "versions"
+INI = paths.REPO / "alembic.ini"
+REFERENCE_VERSIONS = paths.REFERENCE_VERSIONS
 REVISIONS = {
     1: "0001_create_users",
     2: "0002_add_email_and_bio",
     3: "0003_rename_name_to_full_name",
     4: "0004_settings_and_embedding",
 }
-# Where notebooks write the revisions they generate: visible (not a dot-folder, so JupyterLab's
-# file browser shows it and learners can open the file they are told to edit) and git-ignored.
-# LAB_WORKSPACE moves it where the checkout is read-only (a classroom hub's shared copy).
-WORKSPACE = Path(os.environ.get("LAB_WORKSPACE", "").strip() or runtime.REPO / "workspace")
 # Tables the notebooks create for throwaway experiments start with this prefix; reset drops them.
 SCRATCH_PREFIX = "scratch_"
 
@@ -47,7 +44,7 @@ SAMPLE_SETTINGS = [
 ]
 
 
-def config(version_dir: Path | None = None, connection=None, metadata=None) -> Config:
+def config(version_dir: Path | None = None, metadata=None, connection=None) -> Config:
     """Return an Alembic Config for the lab, optionally with its own versions folder and connection."""
     cfg = Config(str(INI))
     if version_dir is not None:
@@ -61,7 +58,7 @@ def config(version_dir: Path | None = None, connection=None, metadata=None) -> C
 
 def _workspace_root(url: sa.URL) -> Path:
     """Return the folder holding every phase's workspace for the database at ``url``."""
-    return WORKSPACE / (url.database or "default")
+    return paths.workspace() / (url.database or "default")
 
 
 def workspace(phase: int) -> Path:
@@ -70,7 +67,7 @@ def workspace(phase: int) -> Path:
     Notebook ``phase`` autogenerates its own revision into this folder, never into
     ``migrations/versions``: a second ``rev_id`` there would corrupt the history.
     """
-    folder = _workspace_root(runtime.resolve_url()) / f"phase{phase}"
+    folder = _workspace_root(database.resolve_url()) / f"phase{phase}"
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -86,7 +83,7 @@ def forget_bytecode(version_dir: Path) -> None:
 
 def _refuse_foreign_tables(conn: sa.Connection, names: list[str]) -> None:
     """Raise unless the users/alembic_version tables in a database the lab does not own are the lab's."""
-    if runtime.lab_owns_database():
+    if database.lab_owns_database():
         return
     revision = current_revision(conn) if "alembic_version" in names else None
     foreign_version = revision is not None and revision not in REVISIONS.values()
@@ -122,7 +119,7 @@ def seed(conn: sa.Connection, phase: int) -> None:
         conn.execute(sa.text("UPDATE users SET email = :email, bio = :bio WHERE name = :name"),
                      [{"name": n, "email": e, "bio": b} for n, e, b in SAMPLE_USERS])
     elif phase == 4:
-        for (name, _, bio), settings in zip(SAMPLE_USERS, SAMPLE_SETTINGS):
+        for (name, _, bio), settings in zip(SAMPLE_USERS, SAMPLE_SETTINGS, strict=True):
             conn.execute(
                 sa.text("UPDATE users SET settings = CAST(:s AS jsonb), embedding = CAST(:e AS vector) "
                         "WHERE full_name = :name"),
@@ -139,24 +136,26 @@ def goto(phase: int, url: sa.URL | None = None, clear_workspace: bool = True,
     """
     if phase not in range(0, 5):
         raise LabError(f"There is no phase {phase}: choose a phase from 0 (empty) to 4.")
-    eng = runtime.engine(url)
+    eng = database.engine(url)
     try:
-        with sessions.moving(), eng.begin() as conn:
-            sessions.take_writer_lock(conn)  # one reset or migration at a time per database
+        with eng.connect() as conn, migrating(conn, check_drift=False, watch=watch):
             _drop_lab_objects(conn)
             for n in range(1, phase + 1):
                 command.upgrade(config(connection=conn), REVISIONS[n])
                 seed(conn, n)
-            found = sessions.state(conn)  # still under the writers' lock: exactly this goto's result
     except DBAPIError as exc:
-        raise runtime.explain(exc, eng.url) from None
-    (sessions.watch if watch else sessions.remember)(eng, found)
+        raise explain(exc, eng.url) from None
     if clear_workspace:
         shutil.rmtree(_workspace_root(eng.url), ignore_errors=True)
     where = f"database {eng.url.database!r}"
     if phase == 0:
         return f"Reset {where}: no users table, no alembic_version."
     return f"{where} is at the end of phase {phase} ({REVISIONS[phase]}), with sample data."
+
+
+def reset() -> str:
+    """Empty the lab database: the same as ``goto(0)``."""
+    return goto(0)
 
 
 def current_revision(conn: sa.Connection) -> str | None:

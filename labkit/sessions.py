@@ -14,47 +14,40 @@ notebook's next step would fail deep inside pandas or Alembic. Three things keep
   transactions hold the same lock in shared mode, so a reset never lands between a drift
   check and the reads after it.
 - **No endless waits.** Migrations and resets set ``lock_timeout``; when it fires, the
-  message names the session holding the lock (see ``runtime.migration_problem``).
+  message names the session holding the lock (see ``diagnose.migration_problem``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import os
 import time
 
 import sqlalchemy as sa
 
-from . import runtime
+from . import settings
 from .errors import LabError
 
 WRITER_LOCK = 1145394767  # pg_advisory_xact_lock key shared by goto and migrations ("DEVO")
 WRITER_WAIT = "30s"  # a reset or migration of another session normally ends within seconds
-PER_NOTEBOOK = "LAB_PER_NOTEBOOK"
+PER_NOTEBOOK = settings.PER_NOTEBOOK
 
 _expected: dict[str, tuple[str | None, int | None]] = {}
 _quiet: contextvars.ContextVar[bool] = contextvars.ContextVar("lab_sessions_quiet", default=False)
-
-
-def lock_timeout() -> str:
-    """Return how long a migration or reset waits for a table lock (LAB_LOCK_TIMEOUT, default 5s)."""
-    value = os.environ.get("LAB_LOCK_TIMEOUT", "").strip()
-    return value if value and value.replace("ms", "").replace("s", "").isdigit() else "5s"
 
 
 def take_writer_lock(conn: sa.Connection) -> None:
     """Wait for other resets and migrations of this database, then set this transaction's lock_timeout."""
     conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{WRITER_WAIT}'")
     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITER_LOCK})")
-    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{lock_timeout()}'")
+    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{settings.lock_timeout()}'")
 
 
 def wants_own_database(own_database: bool | None) -> bool:
     """Return whether a notebook should work in a database of its own (argument, else LAB_PER_NOTEBOOK)."""
     if own_database is not None:
         return own_database
-    return os.environ.get(PER_NOTEBOOK, "").strip().lower() in ("1", "true", "yes", "on")
+    return settings.per_notebook()
 
 
 # --------------------------------------------------------------------------- drift
@@ -122,7 +115,7 @@ def _probe(eng: sa.Engine) -> tuple[str | None, int | None]:
 
 def moved_error(database: str | None, expected, found) -> LabError:
     """Return the two-line message for a database another session moved under this notebook."""
-    (was, _), (now, users) = expected, found
+    (was, _), (now, _) = expected, found
     where = f"now at {now}" if now else "now empty (no alembic_version)"
     if now == was:
         where += ", rebuilt with a new users table"
@@ -190,11 +183,10 @@ def check(conn: sa.Connection) -> None:
     _check_cursor(conn.engine.url, conn.connection.dbapi_connection.cursor())
 
 
-def check_now() -> None:
-    """Raise the drift message if another session moved this process's watched database (a no-op otherwise)."""
-    eng = runtime.engine()
+def check_now(eng: sa.Engine) -> None:
+    """Raise the drift message if another session moved the watched database behind ``eng`` (a no-op otherwise)."""
     if _key(eng.url) in _expected:
-        with runtime.connection(eng) as conn, conn.begin():
+        with eng.connect() as conn, conn.begin():
             pass  # the begin hook does the check
 
 
@@ -203,8 +195,8 @@ def forget() -> None:
     _expected.clear()
 
 
-def blocking_sessions(url: sa.URL, statement: str | None) -> list[str]:
-    """Describe the other sessions holding locks in this database, those on tables the statement names first."""
+def blocking_sessions(conn: sa.Connection, statement: str | None) -> list[str]:
+    """Describe the other sessions holding locks in ``conn``'s database, those on tables the statement names first."""
     sql = sa.text(
         "SELECT a.pid, coalesce(nullif(a.application_name, ''), a.usename) AS app, a.state, "
         "  extract(epoch FROM now() - coalesce(a.state_change, a.backend_start))::int AS secs, "
@@ -215,8 +207,7 @@ def blocking_sessions(url: sa.URL, statement: str | None) -> list[str]:
         "WHERE l.granted AND l.pid <> pg_backend_pid() AND a.datname = current_database() "
         "  AND (c.oid IS NOT NULL OR (l.locktype = 'advisory' AND l.objid = :key)) "
         "GROUP BY 1, 2, 3, 4 ORDER BY 4 DESC")
-    eng = runtime._engine(url)
-    with moving(), eng.connect() as conn:
+    with moving():
         rows = conn.execute(sql, {"key": WRITER_LOCK}).all()
     text = (statement or "").lower()
     rows.sort(key=lambda r: not any(t.strip() in text for t in (r.what or "").split(",")))

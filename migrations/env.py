@@ -1,25 +1,25 @@
 """Alembic environment for the Database Evolution lab.
 
 It differs from Alembic's generic template in five ways, each for the lab's users:
-- the database comes from ``labkit.runtime`` (DATABASE_URL, or the embedded server),
+- the database comes from ``labkit.database`` (DATABASE_URL, or the embedded server),
   never from ``alembic.ini``, so no password is written into a file;
 - a connection (or engine) handed in through ``config.attributes["connection"]`` is used
   as it is: the Alembic cookbook pattern, used by the notebooks and by test tools;
 - a notebook can hand in its phase's model as ``config.attributes["target_metadata"]``;
   otherwise autogenerate compares with the final model;
 - logging is configured only for the ``alembic`` command line, never inside a kernel;
-- online, it first waits for any other reset or migration of the same database, and gives up on
-  a table lock after ``lock_timeout`` with a message naming the session that holds it
-  (``labkit.sessions``).
+- online, the migrations run inside ``migrating(connection)`` (``labkit.migration``): it first
+  waits for any other reset or migration of the same database, and gives up on a table lock
+  after ``lock_timeout`` with a message naming the session that holds it.
 """
 
 from logging.config import fileConfig
 
-import sqlalchemy as sa
 from alembic import context
 
-from labkit import autogen, runtime, sessions
-from labkit.errors import LabError
+from labkit import autogen
+from labkit.database import connection as lab_connection
+from labkit.migration import migrating
 from labkit.models import Base
 
 config = context.config
@@ -49,45 +49,16 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
-def _run(connection: sa.Connection) -> None:
-    context.configure(connection=connection, **CONFIGURE)
-    # Not yet in a transaction: Alembic begins one here and commits it, so the new revision
-    # is this process's own doing. Inside a caller's transaction (goto, a rehearsal), the
-    # caller decides what is kept.
-    owned = not connection.in_transaction()
-    try:
-        with sessions.moving(), context.begin_transaction():
-            # One reset or migration at a time per database, and never an endless wait for a
-            # table lock: lock_timeout gives up after a few seconds and names the holder.
-            sessions.take_writer_lock(connection)
-            if owned:
-                sessions.check(connection)  # a notebook's database moved by someone else?
-            context.run_migrations()
-            found = sessions.state(connection)  # under the writers' lock: this run's own result
-    except KeyboardInterrupt:
-        # The transaction was rolled back on the way out: DDL in PostgreSQL is transactional.
-        raise LabError("Interrupted: the migration was rolled back, so the database is where it "
-                       "was before.") from None
-    except sa.exc.DBAPIError as exc:
-        # A problem the learner can fix (for example no right to CREATE EXTENSION, or a lock
-        # held by another session) gets a short message; any other SQL error keeps its
-        # traceback, which shows the statement.
-        known = runtime.migration_problem(exc, connection.engine.url)
-        if known is None:
-            raise
-        raise known from None
-    if owned:
-        sessions.remember(connection.engine, found)
-
-
 def run_migrations_online() -> None:
     """Run migrations in 'online' mode: against a live connection to the lab database.
 
     A Connection handed in is used inside the caller's transaction; an Engine handed in
     is connected here. Otherwise the lab resolves its database and connects to it.
     """
-    with runtime.connection(config.attributes.get("connection")) as connection:
-        _run(connection)
+    with lab_connection(config.attributes.get("connection")) as connection, migrating(connection):
+        context.configure(connection=connection, **CONFIGURE)
+        with context.begin_transaction():
+            context.run_migrations()
 
 
 if context.is_offline_mode():

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import helpers  # noqa: E402
-from labkit import phases, runtime  # noqa: E402
+from labkit import database, paths, phases  # noqa: E402
 
 
 @pytest.fixture
@@ -24,11 +24,11 @@ def student_db(monkeypatch, request):
     name = "t_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:12]
     monkeypatch.setenv("LAB_STUDENT", name)
     phases.goto(0)
-    url = runtime.resolve_url()
+    url = database.resolve_url()
     yield url
-    runtime.engine(url).dispose()
+    database.engine(url).dispose()
     helpers.drop_database(f"lab_{name}")
-    shutil.rmtree(phases.WORKSPACE / f"lab_{name}", ignore_errors=True)
+    shutil.rmtree(paths.workspace() / f"lab_{name}", ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- extra servers
@@ -79,4 +79,4 @@ def alembic_config():
 @pytest.fixture
 def alembic_engine(student_db):
     """The lab's engine for a database of the test's own, for pytest-alembic's built-in tests."""
-    return runtime.engine(student_db)
+    return database.engine(student_db)

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import sqlalchemy as sa
 
-from labkit import runtime
+from labkit import database
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -55,12 +55,12 @@ def assert_short_and_secret_free(done: subprocess.CompletedProcess, *secrets: st
 def server_url() -> sa.URL:
     """Return a URL for the server's own database (DATABASE_URL's, or the embedded ``postgres``)."""
     raw = os.environ.get("DATABASE_URL")
-    return runtime.parse_database_url(raw) if raw else runtime.start_embedded()
+    return database.parse_database_url(raw) if raw else database.embedded_url()
 
 
 def admin() -> sa.Connection:
     """Return an AUTOCOMMIT connection to the server, for creating and dropping databases."""
-    return runtime.engine(server_url()).connect().execution_options(isolation_level="AUTOCOMMIT")
+    return database.engine(server_url()).connect().execution_options(isolation_level="AUTOCOMMIT")
 
 
 def drop_database(name: str) -> None:

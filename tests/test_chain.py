@@ -28,7 +28,7 @@ from pytest_alembic.tests import (  # noqa: F401  (collected as tests of this mo
 from sqlalchemy.orm import Session
 
 from helpers import REPO, alembic, assert_short_and_secret_free, text_of
-from labkit import autogen, phases, runtime
+from labkit import autogen, database, phases
 from alembic.util import CommandError
 from labkit.models import Base, User
 
@@ -52,7 +52,7 @@ def cfg(**attributes):
 
 
 def eng() -> sa.Engine:
-    return runtime.engine()
+    return database.engine()
 
 
 def columns() -> list[str] | None:

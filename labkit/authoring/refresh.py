@@ -12,9 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import exercises, runtime
-
-NOTEBOOKS = runtime.REPO / "notebooks"
+from .. import paths
+from . import exercises
 
 
 def coalesce_streams(outputs: list) -> list:
@@ -38,7 +37,7 @@ SHOWN_REPO = "~/database-evolution"
 
 def _neutral_paths(output) -> None:
     """Show the repository's folder in an output as SHOWN_REPO."""
-    repo = str(runtime.REPO)
+    repo = str(paths.REPO)
     if output.get("output_type") == "stream":
         output["text"] = output["text"].replace(repo, SHOWN_REPO)
     for key in ("text/plain", "text/html", "text/markdown"):
@@ -78,11 +77,11 @@ def refresh(path: Path, timeout: int = 600) -> float:
     return time.perf_counter() - began
 
 
-def main(paths: list[str]) -> int:
+def main(notebooks: list[str]) -> int:
     """Refresh the given notebooks (default: notebooks/*.ipynb); print one line per notebook."""
     # The kernelspec runs plain `python`: make that this environment's interpreter.
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    files = [Path(p).resolve() for p in paths] or sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+    files = [Path(p).resolve() for p in notebooks] or paths.notebooks()
     for path in files:
         print(f"{os.path.relpath(path)}: executing ...", flush=True)
         print(f"{os.path.relpath(path)}: outputs rewritten in {refresh(path):.1f} s", flush=True)

@@ -1,22 +1,24 @@
-"""What the notebooks call: start a phase, autogenerate into the workspace, show tables and scripts."""
+"""A phase's workspace: start a phase, autogenerate into the workspace, edit and show its scripts."""
 
 from __future__ import annotations
 
 import contextlib
 import difflib
 import io
-import re
 from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.exc import DBAPIError
 
-from . import autogen, display, lessons, phases, runtime, sessions
-from .errors import LabError
-
-RESTART = lessons.RESTART
+from .. import autogen, database, phases, sessions
+from ..diagnose import explain
+from ..errors import LabError
+from ..text import fix_create_date
+from . import display
+from .queries import RESTART, frame
 
 
 class Phase:
@@ -39,14 +41,14 @@ class Phase:
         Run again before the upgrade, it writes the script afresh. After the upgrade it stops
         with a short message: the database already has the change, so there is nothing to compare.
         """
-        sessions.check_now()
+        sessions.check_now(database.engine())
         existing = self.script(rev_id)
         if existing.exists():
-            with runtime.engine().connect() as conn:
+            with database.engine().connect() as conn:
                 at = phases.current_revision(conn)
             if at != self._parent_of(rev_id):
                 raise LabError(
-                    f"{rev_id} was already generated and the database is now at {at or 'base'}.\n"
+                    f"{rev_id} was already generated and the database is now at {at or 'base'}.",
                     f"To generate it again, start this notebook over from the top: {RESTART}")
             existing.unlink()  # never let a second file claim the same id: that corrupts the history
             phases.forget_bytecode(self.version_dir)
@@ -64,7 +66,7 @@ class Phase:
 
     def drop_rename_hint(self, rev_id: str) -> None:
         """Remove the RENAME? comment autogenerate wrote into a workspace revision."""
-        sessions.check_now()
+        sessions.check_now(database.engine())
         path = self.script(rev_id)
         path.write_text(autogen.strip_rename_hint(path.read_text()))
         phases.forget_bytecode(self.version_dir)
@@ -79,7 +81,7 @@ class Phase:
 
     def edit(self, rev_id: str, old: str, new: str) -> Path:
         """Replace the text ``old`` with ``new`` in a workspace revision; run twice, it changes nothing."""
-        sessions.check_now()
+        sessions.check_now(database.engine())
         path = self.script(rev_id)
         text = path.read_text()
         if new and new in text and (old not in text or old in new):
@@ -87,7 +89,7 @@ class Phase:
             return path
         if old not in text:
             first = old.strip().splitlines()[0] if old.strip() else repr(old)
-            raise LabError(f"{path.name} has no text {first!r}...\n"
+            raise LabError(f"{path.name} has no text {first!r}...",
                            f"Check the spelling, or start this notebook over from the top: {RESTART}")
         path.write_text(text.replace(old, new))
         phases.forget_bytecode(self.version_dir)
@@ -95,7 +97,7 @@ class Phase:
 
     def append(self, rev_id: str, text: str) -> Path:
         """Add ``text`` at the end of a workspace revision; run twice, it changes nothing."""
-        sessions.check_now()
+        sessions.check_now(database.engine())
         path = self.script(rev_id)
         current = path.read_text()
         if text.strip() not in current:
@@ -120,7 +122,7 @@ def start(phase: int, metadata: sa.MetaData | None = None, own_database: bool | 
     ``own_database=True``, or LAB_PER_NOTEBOOK=1, the notebook works in a database of its
     own (``lab_nb3`` for notebook 3), so several notebooks can run at once.
     """
-    runtime.use_notebook_database(f"nb{phase}" if sessions.wants_own_database(own_database) else None)
+    database.use_notebook_database(f"nb{phase}" if sessions.wants_own_database(own_database) else None)
     phases.goto(phase - 1, clear_workspace=False, watch=True)
     _started.append(phase)
     return Phase(phase, metadata)
@@ -129,12 +131,26 @@ def start(phase: int, metadata: sa.MetaData | None = None, own_database: bool | 
 _started: list[int] = []  # the phases this kernel started, last one last (names the app connection)
 
 
-_DATE = re.compile(r"^(Create Date: ).*$", re.MULTILINE)
+def app_connection() -> sa.Connection:
+    """Return a separate autocommit connection: an application that holds no locks between queries.
+
+    It shows in pg_stat_activity as ``notebook N app`` (N: the notebook last started in this
+    kernel), so a migration that waits for it can name it. It has an engine of its own, so
+    that name never sticks to the lab's pooled connections.
+    """
+    name = f"notebook {_started[-1]} app" if _started else "lab app"
+    url = database.resolve_url()
+    app = sa.create_engine(url, poolclass=sa.pool.NullPool,
+                           connect_args={"connect_timeout": 5, "application_name": name})
+    try:
+        return app.connect().execution_options(isolation_level="AUTOCOMMIT")
+    except DBAPIError as exc:
+        raise explain(exc, url) from None
 
 
 def script_text(path: Path) -> str:
     """Return a revision's source with its volatile Create Date line fixed."""
-    return _DATE.sub(r"\1(today)", Path(path).read_text())
+    return fix_create_date(Path(path).read_text())
 
 
 class ScriptView:
@@ -160,7 +176,7 @@ def show_script(path: Path) -> None:
 
 def users(columns: str = "*") -> pd.DataFrame:
     """Return the users table ordered by id, or an empty frame when it does not exist yet."""
-    with runtime.connection() as conn:
+    with database.connection() as conn:
         if not sa.inspect(conn).has_table("users"):
             return pd.DataFrame()
-        return lessons.frame(f"SELECT {columns} FROM users ORDER BY id", conn)
+        return frame(f"SELECT {columns} FROM users ORDER BY id", conn)

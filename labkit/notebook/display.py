@@ -10,19 +10,19 @@ import contextlib
 import hashlib
 import io
 import os
-import re
 import sys
 from collections.abc import Iterable, Mapping
 
 import pandas as pd
-import pgvector.sqlalchemy  # noqa: F401  (reflection must know the vector type)
+import pgvector.sqlalchemy  # noqa: F401  (imported for its effect: reflection must know the vector type)
 import sqlalchemy as sa
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql
 
-from . import phases, runtime
+from .. import database, paths, phases
+from ..text import FRESH_DATE, TODAY
 
 TABLES = ("users", "alembic_version")
 ADDED, REMOVED = "(+)", "(-)"
@@ -47,10 +47,6 @@ class Mermaid:
         return self.source
 
 
-# The Create Date of a revision written today (reference revisions carry a fixed date without microseconds).
-_FRESH_DATE = re.compile(r"(Create Date: )\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+")
-
-
 class RelativeStdout:
     """A stream for ``Config.stdout``: writes to sys.stdout with absolute paths relative, today's dates fixed.
 
@@ -64,7 +60,7 @@ class RelativeStdout:
         self.target = target
 
     def write(self, text: str) -> int:
-        return (self.target or sys.stdout).write(_FRESH_DATE.sub(r"\1(today)", relative(text)))
+        return (self.target or sys.stdout).write(FRESH_DATE.sub(TODAY, relative(text)))
 
     def flush(self) -> None:
         (self.target or sys.stdout).flush()
@@ -73,9 +69,9 @@ class RelativeStdout:
 def relative(path_or_text) -> str:
     """Return a path (or text) with the repository's folder left out, e.g. workspace/lab/phase1/..."""
     text = str(path_or_text)
-    for root, name in ((f"{runtime.REPO}{os.sep}", ""), (str(runtime.REPO), "."),
-                       (f"{phases.WORKSPACE.parent}{os.sep}", ""),
-                       (str(runtime.data_root()), "<data folder>")):
+    for root, name in ((f"{paths.REPO}{os.sep}", ""), (str(paths.REPO), "."),
+                       (f"{paths.workspace().parent}{os.sep}", ""),
+                       (str(paths.data_root()), "<data folder>")):
         text = text.replace(root, name)
     return text
 
@@ -134,7 +130,7 @@ def schema_diagram(highlight=None, title: str | None = None) -> Mermaid:
     """
     marks = _highlights(highlight)
     lines = ([f'---\ntitle: "{_quote(title)}"\n---'] if title else []) + ["erDiagram"]
-    with runtime.engine().connect() as conn:
+    with database.engine().connect() as conn:
         insp = sa.inspect(conn)
         tables = [t for t in TABLES if insp.has_table(t)]
         if not tables:
@@ -166,7 +162,7 @@ def schema_diagram(highlight=None, title: str | None = None) -> Mermaid:
 # --------------------------------------------------------------------------- revision graph
 
 def _current(cfg: Config) -> set[str]:
-    with runtime.connection(cfg.attributes.get("connection")) as conn:
+    with database.connection(cfg.attributes.get("connection")) as conn:
         return set(MigrationContext.configure(conn).get_current_heads())
 
 
@@ -215,8 +211,8 @@ class TableDiff:
         return self.frame.astype(object).where(self.frame.notna(), "NULL").to_string(index=False)
 
 
-def _short(value):
-    if isinstance(value, float) and pd.isna(value) or value is None:
+def _shorten(value):
+    if (isinstance(value, float) and pd.isna(value)) or value is None:
         return value
     text = str(value)
     return text if len(text) <= SHORTEN else text[: SHORTEN - 1] + "…"
@@ -237,8 +233,8 @@ def diff_tables(before: pd.DataFrame, after: pd.DataFrame,
     t_before, t_after = tuple(titles)
     parts = {}
     if len(before.columns):
-        parts[t_before] = before.rename(columns=headers_before).map(_short)
-    parts[t_after] = after.rename(columns=headers_after).map(_short)
+        parts[t_before] = before.rename(columns=headers_before).map(_shorten)
+    parts[t_after] = after.rename(columns=headers_after).map(_shorten)
     frame = pd.concat(parts, axis=1)
     kind_of = {(t_before, headers_before.get(c, c)): k for c, k in kinds_before.items()}
     kind_of.update({(t_after, headers_after.get(c, c)): k for c, k in kinds_after.items()})
@@ -248,7 +244,7 @@ def diff_tables(before: pd.DataFrame, after: pd.DataFrame,
 
     def colour_headers(index: pd.Index) -> list[str]:
         return [COLOURS.get(kind_of.get((top, name)), "") for top, name in
-                zip(frame.columns.get_level_values(0), index)]
+                zip(frame.columns.get_level_values(0), index, strict=True)]
 
     uuid = "diff_" + hashlib.sha1(frame.to_csv().encode()).hexdigest()[:10]
     caption = ("green (+) added · amber renamed · red (-) removed" if kind_of

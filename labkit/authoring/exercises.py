@@ -17,9 +17,8 @@ from pathlib import Path
 
 import nbformat
 
-from .runtime import REPO
+from ..paths import NOTEBOOKS, notebooks
 
-NOTEBOOKS = REPO / "notebooks"
 EXERCISE, SOLUTION, SELF_CHECK = "exercise", "solution", "self-check"
 
 
@@ -83,7 +82,7 @@ def write_student_copies(dest: Path, source: Path = NOTEBOOKS) -> list[tuple[str
         raise ValueError(f"refusing to write student copies into {source}: choose another folder")
     dest.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in sorted(source.glob("*.ipynb")):
+    for path in notebooks(source):
         nb = nbformat.read(path, as_version=4)
         removed = sum(SOLUTION in tags(c) for c in nb.cells)
         nbformat.write(strip_solutions(nb), dest / path.name)

@@ -8,28 +8,16 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from . import classroom, runtime
-from .errors import LabError
+from ..errors import LabError
+from ..paths import closed_folders
+from . import learners
 
 LAB_FILES = ["lab_helpers.py", "labkit", "migrations", "alembic.ini", "notebooks"]
 HOME_FOLDER = "database-evolution"
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def closed_folders(path: Path) -> list[Path]:
-    """Return the folders on the way to ``path`` that other users cannot traverse."""
-    return [p for p in [path, *path.parents] if p.exists() and runtime._lacks_traverse(p)]
 
 
 def stage_lab(repo: Path, stage: Path) -> Path:
@@ -37,7 +25,7 @@ def stage_lab(repo: Path, stage: Path) -> Path:
     closed = closed_folders(stage.parent) + closed_folders(Path(sys.prefix))
     if closed:
         raise LabError(f"Learners' servers cannot reach {closed[0]} (the staging folder or the venv).\n"
-                       "Nothing was changed. Put the venv and LAB_CLASSROOM_DIR under a folder every user\n"
+                       "Nothing was changed.", "Put the venv and LAB_CLASSROOM_DIR under a folder every user\n"
                        "can traverse, such as /srv or /tmp.")
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
@@ -86,7 +74,7 @@ def lay_notebooks(stage: Path, entry: pwd.struct_passwd) -> Path:
 def learner_environment(name: str, stage: Path, home: Path) -> dict[str, str]:
     """Return the environment a learner's server gets: only their own DATABASE_URL."""
     return {
-        "DATABASE_URL": classroom.learner_url(name),
+        "DATABASE_URL": learners.learner_url(name),
         "LAB_STUDENT": name,  # the lab then owns lab_<name> and may reset it freely
         "LAB_DATA_DIR": str(home / ".lab"),
         "LAB_WORKSPACE": str(home / "workspace"),  # the staged lab is read-only to learners

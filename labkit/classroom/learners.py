@@ -1,0 +1,96 @@
+"""The learners of a classroom: each gets a LOGIN role and a fenced database ``lab_<name>``.
+
+``classroom setup --users alice,bob`` (or ``--count 30``) gives each learner a LOGIN role with a
+random password (no SUPERUSER, CREATEDB or CREATEROLE) and a database ``lab_<name>`` owned by it,
+with CONNECT revoked from PUBLIC and pgvector installed (it is not a trusted extension).
+"""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import quote
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from .. import database, settings
+from ..diagnose import explain
+from ..errors import LabError
+from .server import admin_url, read_secrets, write_secrets
+
+
+def learner_names(users: str | None = None, count: int | None = None, prefix: str = "learner") -> list[str]:
+    """Return the validated learner names from a comma list, or prefix01..prefixNN."""
+    names = ([n.strip() for n in users.split(",") if n.strip()] if users
+             else [f"{prefix}{i:02d}" for i in range(1, (count or 0) + 1)])
+    bad = [n for n in names if not settings.STUDENT_NAME.fullmatch(n) or n == "postgres"]
+    if bad or not names:
+        raise LabError("Learner names must be a lowercase letter followed by up to 30 lowercase\n"
+                       "letters, digits or underscores (for example alice or team_2).")
+    return names
+
+
+def learner_url(name: str) -> str:
+    """Return the DATABASE_URL a learner's server gets: their role, their password, their database."""
+    state = read_secrets()
+    password = state.get("learners", {}).get(name)
+    if password is None:
+        raise LabError(f"No classroom database for {name!r}: run python -m lab_helpers classroom setup --users {name}")
+    base = admin_url()
+    return (f"postgresql://{name}:{quote(password, safe='')}@{base.host}:{base.port or 5432}/lab_{name}")
+
+
+def _exec(conn: sa.Connection, sql: str) -> None:
+    conn.exec_driver_sql(sql)
+
+
+def setup(names: list[str]) -> list[str]:
+    """Create (or repair) each learner's role and fenced database; return one line per learner."""
+    state = read_secrets()
+    passwords = state.setdefault("learners", {})
+    lines = []
+    eng = database.engine(admin_url())
+    try:
+        conn = eng.connect().execution_options(isolation_level="AUTOCOMMIT")
+    except DBAPIError as exc:
+        raise explain(exc, eng.url) from None
+    with conn:
+        for name in names:
+            password = passwords.get(name) or secrets.token_urlsafe(18)
+            exists = conn.scalar(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :n"), {"n": name})
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(sa.text(f'{verb} ROLE "{name}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE '
+                                 "NOREPLICATION NOBYPASSRLS PASSWORD " + _literal(conn, password)))
+            db = f"lab_{name}"
+            if not conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": db}):
+                _exec(conn, f'CREATE DATABASE "{db}" OWNER "{name}"')
+            _exec(conn, f'ALTER DATABASE "{db}" OWNER TO "{name}"')
+            _exec(conn, f'REVOKE ALL ON DATABASE "{db}" FROM PUBLIC')
+            _exec(conn, f'GRANT CONNECT, TEMPORARY ON DATABASE "{db}" TO "{name}"')
+            with database.engine(eng.url.set(database=db)).connect() as inner:
+                inner.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS vector")
+                inner.commit()
+            passwords[name] = password
+            write_secrets(state)
+            lines.append(f"{name}: database {db}, role {name} ({'updated' if exists else 'created'})")
+    for name in names:  # the pooled admin connections to each lab database are not needed again
+        database.engine(eng.url.set(database=f"lab_{name}")).dispose()
+    return lines
+
+
+def _literal(conn: sa.Connection, text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def teardown(names: list[str]) -> list[str]:
+    """Drop each learner's database and role and forget the password; return one line per learner."""
+    state = read_secrets()
+    lines = []
+    with database.engine(admin_url()).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for name in names:
+            _exec(conn, f'DROP DATABASE IF EXISTS "lab_{name}" WITH (FORCE)')
+            _exec(conn, f'DROP ROLE IF EXISTS "{name}"')
+            state.get("learners", {}).pop(name, None)
+            lines.append(f"{name}: dropped")
+    write_secrets(state)
+    return lines

@@ -1,0 +1,107 @@
+"""Driver errors turned into short LabErrors a learner can act on, passwords redacted.
+
+Each function reads the driver's message and returns a ``LabError(what, fix)``, or None for
+an error it does not recognise (the caller then keeps the original).
+"""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from . import paths, sessions, settings
+from .errors import LabError
+from .text import first_line, redact
+
+
+def where(url: sa.URL) -> str:
+    """Return a short, password-free name for the server a URL points at."""
+    host = url.host or url.query.get("host") or "localhost"
+    return f"{host}:{url.port or 5432}" if url.host else f"the local socket in {host}"
+
+
+def _message(exc: BaseException, url: sa.URL) -> tuple[str, str]:
+    """Return a driver error's text, password redacted, and its first non-blank line."""
+    text = redact(str(getattr(exc, "orig", exc) or exc), url.password)
+    return text, first_line(text, type(exc).__name__)
+
+
+def known_problem(exc: BaseException, url: sa.URL) -> LabError | None:
+    """Return a short LabError for a driver error a learner can fix, or None for any other error."""
+    text, first = _message(exc, url)
+    server, user, db = where(url), url.username or "(default user)", url.database
+    embedded = settings.database_url() is None
+    if "password authentication failed" in text or "no password supplied" in text:
+        return LabError(f"The server at {server} refused the password for user {user!r}.",
+                        "Check the user name and password in DATABASE_URL.")
+    if re.search(r'database ".*" does not exist', text):
+        return LabError(f"The database {db!r} does not exist on {server}.",
+                        f"Create it (createdb {db}) or fix the database name in DATABASE_URL.")
+    if "permission denied for database" in text:
+        return LabError(f"User {user!r} may not connect to the database {db!r} on {server}: {first}",
+                        "On a shared server each learner may use only their own database: "
+                        "check the name in DATABASE_URL.")
+    if "No space left on device" in text or "could not extend file" in text:
+        place = f"the data folder {paths.data_root()}" if embedded else f"the server {server}"
+        return LabError(f"The disk holding {place} is full: {first}",
+                        "Nothing was changed. Free some space, then run the cell or command again.")
+    if ("could not translate host name" in text or "Connection refused" in text
+            or "timeout expired" in text or "No such file or directory" in text
+            or "could not connect" in text or "Network is unreachable" in text):
+        if embedded:
+            return LabError(f"The embedded PostgreSQL server (data folder {paths.data_root()}) is not answering:\n"
+                            f"{first}",
+                            "Run `python -m lab_helpers doctor`; its log is in the data folder's pgdata/log.")
+        return LabError(f"Cannot reach a PostgreSQL server at {server}: {first}",
+                        "Is the server running, and are the host and port in DATABASE_URL right?")
+    return migration_problem(exc, url)
+
+
+def _holders(url: sa.URL, statement: str | None) -> list[str]:
+    """Return the sessions holding locks in the database at ``url`` (an empty list if that fails too)."""
+    eng = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 5})
+    try:
+        with eng.connect() as conn:
+            return sessions.blocking_sessions(conn, statement)
+    except Exception:  # a second failure while explaining the first: say less, never crash
+        return []
+    finally:
+        eng.dispose()
+
+
+def migration_problem(exc: BaseException, url: sa.URL) -> LabError | None:
+    """Return a short LabError for a fixable error raised while migrating, or None."""
+    text = str(getattr(exc, "orig", exc) or exc)
+    if getattr(getattr(exc, "orig", None), "pgcode", None) == "55P03":  # lock_not_available
+        holders = _holders(url, getattr(exc, "statement", None))
+        who = holders[0] if holders else "another session (it has let go since)"
+        more = f" and {len(holders) - 1} more" if len(holders) > 1 else ""
+        return LabError(
+            f"Gave up waiting for a lock after {settings.lock_timeout()}; nothing was changed. It is held by\n"
+            f"{who}{more}.", "End that session's transaction (in a notebook: commit, close the connection, "
+            "or restart its kernel), then run this again.")
+    if "permission denied to create extension" in text:
+        user, db = url.username or "(default user)", url.database
+        return LabError(f"User {user!r} may not create the vector extension in database {db!r}:\n"
+                        "that needs a superuser.", "Ask the server's admin to run once, in that database,\n"
+                        "CREATE EXTENSION vector; then run the migration again. Nothing was changed.")
+    return None
+
+
+def explain(exc: DBAPIError | Exception, url: sa.URL) -> LabError:
+    """Turn a driver error into a short message that never shows the password."""
+    known = known_problem(exc, url)
+    if known is not None:
+        return known
+    _, first = _message(exc, url)
+    return LabError(f"Could not use the database {url.database!r} on {where(url)}: {first}")
+
+
+def short_error(exc: BaseException) -> str:
+    """Return an error as one or two lines: the driver's class name and PostgreSQL's message."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = [ln.rstrip() for ln in str(orig).strip().splitlines() if ln.strip()]
+    keep = [lines[0]] + [ln for ln in lines[1:] if ln.startswith(("HINT", "DETAIL"))]
+    return f"{type(orig).__name__}: " + "\n".join(keep)
