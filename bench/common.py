@@ -12,7 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from labkit.paths import REPO
+from labkit.paths import is_root as is_root  # re-exported: the bench sections import it from here
+
 PYTHON = sys.executable
 
 
@@ -20,10 +22,6 @@ def median(xs):
     """Return the median of a non-empty list, or None for an empty one."""
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
-
-
-def is_root() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 def log(msg: str) -> None:
@@ -111,6 +109,7 @@ class BenchDatabase:
 
     def __exit__(self, *exc):
         import sqlalchemy as sa
+
         from labkit import database, paths
         self.engine.dispose()
         server = database.engine(self.url.set(database="postgres"))

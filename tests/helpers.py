@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 from urllib.parse import quote
 
 import sqlalchemy as sa
 
 from labkit import database
-
-REPO = Path(__file__).resolve().parent.parent
+from labkit.paths import REPO
 
 
 def run(args: list[str], *, timeout: float = 180, **env_changes) -> subprocess.CompletedProcess:

@@ -22,11 +22,9 @@ from urllib.parse import quote
 from sqlalchemy.engine import URL
 
 from labkit.database import parse_database_url
-from labkit.paths import is_root
+from labkit.paths import is_root as is_root  # re-exported: the tests ask servers.is_root()
 from labkit.postgres import binaries, cluster
 from labkit.postgres.cluster import free_port
-
-__all__ = ["Server", "bundled_tree", "free_port", "is_root", "start_server"]
 
 
 def bundled_tree() -> Path:

@@ -21,6 +21,8 @@ import pytest
 
 from helpers import REPO, run, text_of
 
+from labkit.postgres.cluster import free_port
+
 sys.path.insert(0, str(REPO / "classroom"))
 import loadtest  # noqa: E402
 
@@ -78,7 +80,7 @@ def test_the_guides_steps_bring_up_a_hub_where_three_learners_log_in(hub_prerequ
 
     run_id = secrets.token_hex(2)
     names = [f"de11g{run_id}_{who}" for who in ("alice", "bob", "carol")]
-    port = str(loadtest.hubkit.free_port())
+    port = str(free_port())
     folder = Path(tempfile.mkdtemp(prefix="de11g", dir="/tmp"))
     folder.chmod(0o755)
     *before, after_class = guide_steps()
