@@ -62,7 +62,7 @@ def student_name() -> str | None:
         raise LabError(
             "LAB_STUDENT must be a lowercase letter followed by up to 30 lowercase letters,\n"
             "digits or underscores (for example alice or team_2). The name given was refused.",
-            "export LAB_STUDENT=alice (a lowercase name), or unset LAB_STUDENT")
+            "Set a name such as alice (export LAB_STUDENT=alice), or unset LAB_STUDENT.")
     return name
 
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from . import paths, sessions, settings
-from .errors import LabError
+from .errors import RUN_DOCTOR, LabError
 from .text import first_line, redact
 
 
@@ -52,8 +52,7 @@ def known_problem(exc: BaseException, url: sa.URL) -> LabError | None:
             or "could not connect" in text or "Network is unreachable" in text):
         if embedded:
             return LabError(f"The embedded PostgreSQL server (data folder {paths.data_root()}) is not answering:\n"
-                            f"{first}",
-                            "Run `python -m lab_helpers doctor`; its log is in the data folder's pgdata/log.")
+                            f"{first}\nIts log is in the data folder's pgdata/log.", RUN_DOCTOR)
         return LabError(f"Cannot reach a PostgreSQL server at {server}: {first}",
                         "Is the server running, and are the host and port in DATABASE_URL right?")
     return migration_problem(exc, url)

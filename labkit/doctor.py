@@ -153,7 +153,7 @@ def check_database() -> tuple[Check, object]:
     import sqlalchemy as sa
 
     from labkit import database
-    from labkit.errors import LabError
+    from labkit.errors import RUN_DOCTOR, LabError
     from labkit.postgres.binaries import binaries_note
 
     external = settings.database_url() is not None
@@ -166,7 +166,8 @@ def check_database() -> tuple[Check, object]:
         with eng.connect() as conn:
             version = conn.scalar(sa.text("SHOW server_version"))
     except LabError as exc:
-        return Check(name, False, exc.what, _as_fix(exc.fix) if exc.fix else fix), None
+        own = exc.fix and exc.fix != RUN_DOCTOR  # the doctor's own advice beats "run the doctor"
+        return Check(name, False, exc.what, _as_fix(exc.fix) if own else fix), None
     except Exception as exc:  # anything else still gets one line, not a traceback
         return Check(name, False, f"{type(exc).__name__}: {_short(exc)}", fix), None
     where = "reachable" if external else "running"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from alembic.util import CommandError
 
+# The fix of a problem whose cause the lab cannot name: the doctor has its own advice for it.
+RUN_DOCTOR = "Run `python -m lab_helpers doctor` for a check-up."
+
 
 class LabError(CommandError):
     """A short, actionable problem: what happened (``what``) and what to do (``fix``).

@@ -7,6 +7,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import pytest
 from labkit import paths, phases
+from labkit.notebook import workspace
 from labkit.errors import LabError
 from labkit.models import NAMING_CONVENTION
 

@@ -5,9 +5,9 @@ Three jobs, all at build time and none touching ``notebooks/``:
 - ``copy_notebooks`` mirrors ``notebooks/0*.ipynb`` into ``docs/notebooks/`` (git-ignored), so
   each page's path inside the site (``notebooks/03_...``) is its path in the repository, which
   is what the Binder and JupyterHub launch links need.
-- ``read`` is MyST-NB's reader for ``.ipynb`` (``nb_custom_formats``). It shows a
-  ``text/vnd.mermaid`` output through its ```` ```mermaid ```` Markdown form, which
-  ``myst_fence_as_directive`` hands to sphinxcontrib-mermaid; and it collapses solution cells.
+- ``read`` is MyST-NB's reader for ``.ipynb`` (``nb_custom_formats``). The notebooks show a
+  diagram as a ```` ```mermaid ```` Markdown output, which ``myst_fence_as_directive`` hands
+  to sphinxcontrib-mermaid; ``read`` keeps its front matter and collapses solution cells.
 - ``fetch_mermaid`` puts a pinned ``mermaid`` release from the npm registry into the site's
   static files, so no page loads a script from a CDN.
 """
@@ -26,7 +26,6 @@ from pathlib import Path
 
 import nbformat
 
-MERMAID_MIME = "text/vnd.mermaid"
 # Cell tags the notebooks use, and what the site adds to each (CSS marks them by MyST-NB's
 # ``tag_<name>`` class on the cell; see _static/series.css).
 SOLUTION_TAG = "solution"
@@ -48,18 +47,6 @@ def copy_notebooks(source: Path, dest: Path, pattern: str = "0*.ipynb") -> list[
 
 def _text(value) -> str:
     return "".join(value) if isinstance(value, list) else value
-
-
-def _mermaid_as_markdown(output: dict) -> None:
-    """Replace a ``text/vnd.mermaid`` output by its ```mermaid Markdown form (kept if it has one).
-
-    MyST-NB renders every MIME type of an output before it picks one, and warns about a type
-    it does not know, so the Mermaid type itself must go.
-    """
-    data = output.get("data", {})
-    if MERMAID_MIME in data:
-        source = _text(data.pop(MERMAID_MIME)).strip()
-        data.setdefault("text/markdown", f"```mermaid\n{source}\n```")
 
 
 # MyST reads a leading ``---`` block in a directive's body as the directive's options, so a
@@ -92,7 +79,6 @@ def read(text: str) -> nbformat.NotebookNode:
             continue
         _collapse_solution(cell)
         for output in cell.get("outputs", []):
-            _mermaid_as_markdown(output)
             data = output.get("data", {})
             if "text/markdown" in data:
                 data["text/markdown"] = _keep_front_matter(_text(data["text/markdown"]))

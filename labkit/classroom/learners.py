@@ -60,7 +60,7 @@ def setup(names: list[str]) -> list[str]:
             exists = conn.scalar(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :n"), {"n": name})
             verb = "ALTER" if exists else "CREATE"
             conn.execute(sa.text(f'{verb} ROLE "{name}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE '
-                                 "NOREPLICATION NOBYPASSRLS PASSWORD " + _literal(conn, password)))
+                                 "NOREPLICATION NOBYPASSRLS PASSWORD " + _literal(password)))
             db = f"lab_{name}"
             if not conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": db}):
                 _exec(conn, f'CREATE DATABASE "{db}" OWNER "{name}"')
@@ -78,7 +78,8 @@ def setup(names: list[str]) -> list[str]:
     return lines
 
 
-def _literal(conn: sa.Connection, text: str) -> str:
+def _literal(text: str) -> str:
+    """Return ``text`` as a SQL string literal (ALTER ROLE ... PASSWORD takes no bind parameter)."""
     return "'" + text.replace("'", "''") + "'"
 
 

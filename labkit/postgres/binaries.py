@@ -19,7 +19,7 @@ import warnings
 from functools import cache
 from pathlib import Path
 
-from ..errors import LabError
+from ..errors import RUN_DOCTOR, LabError
 from ..paths import folders_to_open, is_root, shared_data_root
 
 PG_USER = "pgserver"
@@ -186,7 +186,7 @@ def folder_error(folder: Path, exc: OSError) -> LabError:
         fix = "Set LAB_DATA_DIR to a folder you can write to, or fix that folder's permissions."
     else:
         why = exc.strerror or type(exc).__name__
-        fix = "Run `python -m lab_helpers doctor` for a check-up."
+        fix = RUN_DOCTOR
     return LabError(f"The lab cannot write its data folder {folder}: {why}.", fix)
 
 

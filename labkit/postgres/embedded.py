@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from .. import paths
-from ..errors import LabError
+from ..errors import RUN_DOCTOR, LabError
 from . import binaries, cluster
 
 
@@ -101,15 +101,15 @@ def start() -> cluster.Postmaster:
         problem = data_folder_problem(root)
         if problem is not None:
             raise problem from None
-        raise LabError(f"The embedded PostgreSQL server did not start ({type(exc).__name__}).",
-                       f"Its log is {pgdata / 'log'}. Run `python -m lab_helpers doctor` for a check-up.") from None
+        raise LabError(f"The embedded PostgreSQL server did not start ({type(exc).__name__}). "
+                       f"Its log is {pgdata / 'log'}.", RUN_DOCTOR) from None
     finally:
         if own and shared.exists():  # the library opens every parent of pgdata
             shared.chmod(0o700)      # and of its binaries; this one is the lab's
     info = cluster.running(pgdata)
     if info is None:
-        raise LabError("The embedded PostgreSQL server started but is not ready.",
-                       f"Its log is {pgdata / 'log'}. Run `python -m lab_helpers doctor` for a check-up.")
+        raise LabError(f"The embedded PostgreSQL server started but is not ready. Its log is {pgdata / 'log'}.",
+                       RUN_DOCTOR)
     return info
 
 

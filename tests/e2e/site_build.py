@@ -85,8 +85,8 @@ def _text(value) -> str:
 def notebook_expectations(path: Path) -> dict:
     """What a notebook's page must show, read from the committed notebook itself.
 
-    Returns the number of Mermaid diagrams (```mermaid in Markdown cells and outputs,
-    ``text/vnd.mermaid`` outputs), the number of before/after tables, the cell tags that the
+    Returns the number of Mermaid diagrams (```mermaid in Markdown cells and outputs),
+    the number of before/after tables, the cell tags that the
     site marks, and every Styler colour rule in the HTML outputs as (element id, CSS
     background colour) pairs.
     """
@@ -105,8 +105,6 @@ def notebook_expectations(path: Path) -> dict:
             data = output.get("data", {})
             if "text/markdown" in data:
                 diagrams += len(fence.findall(_text(data["text/markdown"])))
-            elif "text/vnd.mermaid" in data:
-                diagrams += 1
             before_after += _is_before_after(_text(data.get("text/html")))
             for style in re.findall(r"<style[^>]*>(.*?)</style>", _text(data.get("text/html")), re.S):
                 for selectors, body in re.findall(r"([^{}]+)\{([^}]*)\}", style):
