@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ..errors import LabError
-from ..paths import closed_folders
+from ..paths import closed_folders, notebooks
 from . import learners
 
 LAB_FILES = ["lab_helpers.py", "labkit", "migrations", "alembic.ini", "notebooks"]
@@ -61,7 +61,7 @@ def lay_notebooks(stage: Path, entry: pwd.struct_passwd) -> Path:
     home = Path(entry.pw_dir) / HOME_FOLDER
     if not home.exists():
         (home / "notebooks").mkdir(parents=True)
-        for nb in sorted((stage / "notebooks").glob("[0-9]*.ipynb")):
+        for nb in notebooks(stage / "notebooks"):
             shutil.copy(nb, home / "notebooks" / nb.name)
         for name in LAB_FILES:
             if name != "notebooks":
