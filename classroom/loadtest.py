@@ -47,7 +47,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from labkit import paths  # noqa: E402
-from labkit.classroom import hub, learners, server  # noqa: E402
+from labkit.classroom import learners as classroom_learners  # noqa: E402
+from labkit.classroom import server as classroom_server  # noqa: E402
 from labkit.postgres import cluster  # noqa: E402
 from labkit.errors import LabError  # noqa: E402
 
@@ -259,12 +260,12 @@ async def room(n: int, notebooks: list[Path], state: Path) -> dict:
     os.environ.update(LAB_CLASSROOM_DIR=env["LAB_CLASSROOM_DIR"])
     os.environ.pop("DATABASE_URL", None)
     t0 = time.monotonic()
-    server.start_server()
+    classroom_server.start_server()
     hub = sampler = None
     try:
-        learners.setup(names)
+        classroom_learners.setup(names)
         setup_seconds = time.monotonic() - t0
-        sampler = Sampler(server.server_pid(), set(names))
+        sampler = Sampler(classroom_server.server_pid(), set(names))
         sampler.start()
         hub = Hub(state, env)
         await hub.wait_up()
@@ -287,9 +288,9 @@ async def room(n: int, notebooks: list[Path], state: Path) -> dict:
             hub.stop()
         remove_os_users(names)
         try:
-            learners.teardown(names)
+            classroom_learners.teardown(names)
         finally:
-            server.stop_server()
+            classroom_server.stop_server()
     totals = [r["total_seconds"] for r in learners if ok(r)]
     return {
         "learners": n,

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 
 from helpers import REPO, assert_short_and_secret_free, lab, run, text_of
 from labkit import database, diagnose
-from labkit.classroom import hub, learners, server
+from labkit.classroom import hub
 
 
 @pytest.fixture(scope="module")

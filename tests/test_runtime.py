@@ -23,7 +23,7 @@ from alembic import command
 import servers
 from helpers import REPO, alembic, assert_short_and_secret_free, lab, run, text_of
 from labkit import database, paths, phases
-from labkit.postgres import binaries, embedded
+from labkit.postgres import binaries
 from labkit.errors import LabError
 
 HEAD = phases.REVISIONS[4]

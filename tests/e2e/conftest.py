@@ -25,7 +25,7 @@ from helpers import drop_database, lab, text_of
 from lab_paths import REPO, SCREENSHOTS, notebook_sources
 from servers import free_port
 
-from labkit import paths, phases
+from labkit import paths
 
 # Where a Chromium-family browser usually lives; LAB_E2E_CHROMIUM overrides the search.
 BROWSER_CANDIDATES = [
