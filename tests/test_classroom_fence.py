@@ -1,4 +1,4 @@
-"""The classroom fence (issue 11): on one shared server, no learner reaches another's database.
+"""The classroom fence: on one shared server, no learner reaches another's database.
 
 A real classroom server (``labkit/classroom.py``: PostgreSQL 18 from the bundled binaries, on
 127.0.0.1 with scram passwords) in a temp folder, with learners alice and bob made by the same
@@ -11,7 +11,6 @@ data must still be there. No OS users are made here, so this runs for any user.
 import json
 import stat
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from urllib.parse import quote
@@ -20,8 +19,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from helpers import REPO, assert_short_and_secret_free, lab, run, text_of
-from labkit import classroom, hubkit, runtime
+from labkit import hubkit, runtime
+
+from support.helpers import REPO, assert_short_and_secret_free, lab, text_of
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The lab runtime (issue 2): one way to find the database, zero-config Alembic, clear failures.
+"""Connecting to the database: one way to find the database, zero-config Alembic, clear failures.
 
 Everything runs against real PostgreSQL: the embedded server, and throwaway servers built
 from the same bundled binaries (tests/servers.py) for scram passwords over TCP and for a
@@ -20,10 +20,11 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-import servers
-from helpers import REPO, alembic, assert_short_and_secret_free, lab, run, text_of
 from labkit import phases, runtime
 from labkit.errors import LabError
+
+import servers
+from support.helpers import REPO, alembic, assert_short_and_secret_free, lab, run, text_of
 
 HEAD = phases.REVISIONS[4]
 SECRET = "S3cr@t%pw:/x"  # what must never appear in any message

@@ -1,4 +1,4 @@
-"""The classroom kit (issue 5): doctor, goto/reset, per-student databases, environment.yml, exercises.
+"""The classroom kit: doctor, goto/reset, per-student databases, environment.yml, exercises.
 
 Everything runs against the real server the lab resolves (the embedded one, or
 DATABASE_URL), mostly through ``python -m lab_helpers`` in a subprocess, the way an
@@ -19,10 +19,12 @@ import sqlalchemy as sa
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-import servers
-from helpers import REPO, admin, alembic, drop_database, lab, server_url, text_of
 from labkit import doctor, exercises, phases, runtime
 from labkit.errors import LabError
+
+import servers
+from support.helpers import REPO, admin, alembic, drop_database, lab, server_url, text_of
+from support.prerequisites import skip_or_fail
 
 RUN = uuid.uuid4().hex[:8]  # student names unique to this test run
 SECRET = "pw_" + RUN + "_Zq9"
@@ -109,7 +111,7 @@ def test_doctor_on_a_server_without_pgvector_says_install_it_not_upgrade_it(nove
 def test_doctor_passes_on_the_advice_when_root_would_open_a_closed_folder(tmp_path):
     """As root the embedded server refuses to chmod a closed parent; the fix must say how to avoid it."""
     if not servers.is_root():
-        pytest.skip("the embedded server only loosens folder modes when run as root")
+        skip_or_fail("the embedded server only loosens folder modes when run as root")
     closed = tmp_path / "closed"
     (closed / "x").mkdir(parents=True)
     closed.chmod(0o700)

@@ -1,4 +1,4 @@
-"""The classroom on a live JupyterHub (issue 11): the quick load test, and the guide's steps.
+"""The classroom on a live JupyterHub: the quick load test, and the guide's steps.
 
 Both need root (each learner's server runs as an OS user of their own) and JupyterHub with
 configurable-http-proxy (``pip install -r classroom/requirements.txt`` and
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, run, text_of
+from support.helpers import REPO, run, text_of
+from support.prerequisites import skip_or_fail
 
 sys.path.insert(0, str(REPO / "classroom"))
 import loadtest  # noqa: E402
@@ -31,9 +32,7 @@ GUIDE = REPO / "docs" / "classroom.md"
 def hub_prerequisites():
     why = loadtest.prerequisites()
     if why:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the classroom tests, but {why}")
-        pytest.skip(why)
+        skip_or_fail(why)
 
 
 def test_quick_load_test_runs_the_series_for_three_learners(hub_prerequisites, tmp_path):

@@ -1,4 +1,4 @@
-"""Notebook 5, the capstone (issue 13): your own project, on the alembic command line alone.
+"""Notebook 5, the capstone: your own project, on the alembic command line alone.
 
 Its outputs are compared by nbval like every notebook's; these tests hold it to what makes it
 a capstone: the lab hands it a database URL and nothing else, it runs the alembic command
@@ -13,7 +13,7 @@ import sys
 
 import nbformat
 
-from helpers import REPO, lab
+from support.helpers import REPO, lab
 
 CAPSTONE = REPO / "notebooks" / "05_your_own_project.ipynb"
 

@@ -1,11 +1,11 @@
 """The notebook helpers survive what learners do: run a cell twice, or out of order."""
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-import pytest
 from labkit import notebook, phases
 from labkit.errors import LabError
 from labkit.models import NAMING_CONVENTION

@@ -1,4 +1,4 @@
-"""The reference revision chain (issue 3): four revisions that provably lose nothing.
+"""The reference revision chain: four revisions that provably lose nothing.
 
 Every test here runs against real PostgreSQL with pgvector, in a database of its own
 (the ``student_db`` fixture). Data tests follow the shape: migrate up to just before a
@@ -27,10 +27,10 @@ from pytest_alembic.tests import (  # noqa: F401  (collected as tests of this mo
 )
 from sqlalchemy.orm import Session
 
-from helpers import REPO, alembic, assert_short_and_secret_free, text_of
 from labkit import autogen, phases, runtime
-from alembic.util import CommandError
 from labkit.models import Base, User
+
+from support.helpers import REPO, alembic, assert_short_and_secret_free, text_of
 
 R1, R2, R3, R4 = (phases.REVISIONS[n] for n in range(1, 5))
 COLUMNS = {

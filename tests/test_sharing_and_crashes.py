@@ -1,4 +1,4 @@
-"""The lab shared (issue 10): many OS users, many notebooks, crashes and interrupts.
+"""Sharing and crashes: many OS users, many notebooks, crashes and interrupts.
 
 Every test here runs real processes against real embedded servers, each in a data folder
 of its own (LAB_DATA_DIR in a short /tmp folder), and real OS users where the point is
@@ -23,20 +23,19 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-import servers
-from helpers import REPO, alembic, assert_short_and_secret_free, lab, text_of
 from labkit import phases, runtime
 
-CI = os.environ.get("CI", "").lower() == "true"
+import servers
+from support.helpers import REPO, alembic, assert_short_and_secret_free, lab, text_of
+from support.prerequisites import skip_or_fail
+
 NB1 = "notebooks/01_create_users.ipynb"
 
 
 def need(condition: bool, reason: str) -> None:
     """Skip with the reason, or fail under CI, where no prerequisite may be missing."""
     if not condition:
-        if CI:
-            pytest.fail(f"missing prerequisite under CI: {reason}")
-        pytest.skip(reason)
+        skip_or_fail(reason)
 
 
 def need_root() -> None:

@@ -18,6 +18,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import nbformat
+
 from lab_paths import REPO
 
 DOCS = REPO / "docs"

@@ -15,8 +15,10 @@ import os
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
 import site_build
 from lab_paths import REPO, SCREENSHOTS
+from support.prerequisites import skip_or_fail
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("0*.ipynb"))
 PHASES = NOTEBOOKS[:4]  # one notebook per phase; a capstone after them need not show tables
@@ -78,9 +80,7 @@ def site():
     if missing:
         hint = (f"The website tests need the docs packages ({', '.join(missing)} missing): "
                 "pip install -r docs/requirements.txt")
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(hint + "   (CI installs them in .ci/run)", pytrace=False)
-        pytest.skip("NO DOCS PACKAGES, the website tests did not run. " + hint)
+        skip_or_fail("NO DOCS PACKAGES, the website tests did not run. " + hint)
     env = dict(os.environ, SITE_JUPYTERHUB_URL=site_build.TEST_HUB, PYTHONDONTWRITEBYTECODE="1")
     built = site_build.build(env)
     if built.returncode != 0:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from labkit import runtime
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run(args: list[str], *, timeout: float = 180, **env_changes) -> subprocess.CompletedProcess:
