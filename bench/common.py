@@ -110,6 +110,7 @@ class BenchDatabase:
 
     def __exit__(self, *exc):
         import sqlalchemy as sa
+
         from labkit import runtime
         self.engine.dispose()
         server = runtime.engine(self.url.set(database="postgres"))

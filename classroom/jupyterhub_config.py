@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from labkit import classroom, hubkit  # noqa: E402
+from labkit import classroom, hubkit
 
 c = get_config()  # noqa: F821  (JupyterHub's config loader provides it)
 

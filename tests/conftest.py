@@ -10,9 +10,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from labkit import phases, runtime  # noqa: E402
+from labkit import phases, runtime
 
-from support import helpers  # noqa: E402
+from support import helpers
 
 
 @pytest.fixture

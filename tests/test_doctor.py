@@ -24,7 +24,8 @@ def test_doctor_passes_on_a_healthy_machine_and_reports_pgvector():
     out = lab("doctor")
     assert out.returncode == 0, out.stdout + out.stderr
     assert re.search(r"✓ pgvector\s+\d+\.\d+\.\d+", out.stdout), out.stdout
-    assert "✓ HNSW index" in out.stdout and "✗" not in out.stdout
+    assert "✓ HNSW index" in out.stdout
+    assert "✗" not in out.stdout
     assert "checks passed" in out.stdout
 
 
@@ -38,8 +39,10 @@ def test_doctor_with_a_broken_database_url_fails_with_a_fix(database_url):
     out = lab("doctor", DATABASE_URL=database_url)
     text = text_of(out)
     assert out.returncode != 0, text
-    assert "✗ DATABASE_URL" in out.stdout and "fix:" in out.stdout, text
-    assert "Traceback" not in text and SECRET not in text, text
+    assert "✗ DATABASE_URL" in out.stdout, text
+    assert "fix:" in out.stdout, text
+    assert "Traceback" not in text, text
+    assert SECRET not in text, text
     assert len(out.stdout.splitlines()) < 20, text
 
 
@@ -52,7 +55,8 @@ def test_doctor_on_a_server_without_pgvector_says_install_it_not_upgrade_it(nove
     assert re.search(r"✗ pgvector\s+the server has no 'vector' extension", out.stdout), text
     assert "fix: install pgvector on the server" in out.stdout, text
     assert re.search(r"✗ HNSW index\s+not checked: pgvector is not available", out.stdout), text
-    assert "upgrade pgvector" not in text and "Traceback" not in text, text
+    assert "upgrade pgvector" not in text, text
+    assert "Traceback" not in text, text
 
 
 def test_doctor_passes_on_the_advice_when_root_would_open_a_closed_folder(tmp_path):
@@ -65,10 +69,14 @@ def test_doctor_passes_on_the_advice_when_root_would_open_a_closed_folder(tmp_pa
     out = lab("doctor", LAB_DATA_DIR=str(closed / "x" / "lab"), DATABASE_URL=None, LAB_STUDENT=None)
     text = text_of(out)
     assert out.returncode != 0, text
-    assert "✗ Embedded server" in out.stdout and str(closed) in out.stdout, text
+    assert "✗ Embedded server" in out.stdout, text
+    assert str(closed) in out.stdout, text
     fix = next(line for line in out.stdout.splitlines() if "fix:" in line)
-    assert "LAB_DATA_DIR" in fix and "normal user" in fix and "DATABASE_URL" in fix, text
-    assert "server log" not in text and "delete the data folder" not in text, text
+    assert "LAB_DATA_DIR" in fix, text
+    assert "normal user" in fix, text
+    assert "DATABASE_URL" in fix, text
+    assert "server log" not in text, text
+    assert "delete the data folder" not in text, text
     assert closed.stat().st_mode & 0o777 == 0o700  # nothing was changed
     assert not (closed / "x" / "lab" / "pgdata").exists()
 

@@ -58,7 +58,8 @@ def test_student_copies_refuse_to_overwrite_the_notebooks_folder(tmp_path):
     """Writing copies over the instructor's notebooks would delete the solutions for good."""
     for dest in ("notebooks", "notebooks/students", str(REPO / "notebooks")):
         out = lab("student-copies", dest)
-        assert out.returncode != 0 and "refusing" in out.stdout + out.stderr, out.stdout
+        assert out.returncode != 0, out.stdout
+        assert "refusing" in out.stdout + out.stderr, out.stdout
     assert exercises.problems(synthetic_notebook()) == []
     broken = synthetic_notebook()
     del broken.cells[2]

@@ -44,4 +44,5 @@ def test_reset_is_goto_0_and_drops_scratch_tables(student_db):
     assert out.returncode == 0, out.stderr
     assert snapshot(student_db) == empty
     assert not [t for t in empty["tables"] if t.startswith("scratch_")]
-    assert lab("reset").returncode == 0 and snapshot(student_db) == empty
+    assert lab("reset").returncode == 0
+    assert snapshot(student_db) == empty

@@ -23,7 +23,7 @@ from support.helpers import REPO, run, text_of
 from support.prerequisites import skip_or_fail
 
 sys.path.insert(0, str(REPO / "classroom"))
-import loadtest  # noqa: E402
+import loadtest
 
 GUIDE = REPO / "docs" / "classroom.md"
 
@@ -42,12 +42,14 @@ def test_quick_load_test_runs_the_series_for_three_learners(hub_prerequisites, t
                DATABASE_URL=None, LAB_STUDENT=None)
     assert done.returncode == 0, text_of(done)
     result = json.loads(out.read_text())
-    assert result["learners"] == 3 and result["completed"] == 3, text_of(done)
+    assert result["learners"] == 3, text_of(done)
+    assert result["completed"] == 3, text_of(done)
     expected = sorted(p.name for p in (REPO / "notebooks").glob("[0-9]*.ipynb"))
     for learner in result["per_learner"]:
         assert [nb["notebook"] for nb in learner["notebooks"]] == expected
         assert learner["spawn_seconds"] > 0
-    assert result["peak_postgres_mib"] > 0 and result["peak_learners_mib"] > 0
+    assert result["peak_postgres_mib"] > 0
+    assert result["peak_learners_mib"] > 0
     assert result["cpu_seconds_per_learner"] > 0
     leftover = subprocess.run(["getent", "passwd"], capture_output=True, text=True).stdout
     assert not any(r["name"] + ":" in leftover for r in result["per_learner"]), "OS users left behind"
@@ -64,7 +66,8 @@ def guide_steps() -> list[str]:
 def test_the_guide_has_its_steps():
     """The test below runs these blocks; an edit that loses the markers must not pass silently."""
     steps = guide_steps()
-    assert len(steps) >= 4 and any("jupyterhub -f" in s for s in steps)
+    assert len(steps) >= 4
+    assert any("jupyterhub -f" in s for s in steps)
 
 
 def test_the_guides_steps_bring_up_a_hub_where_three_learners_log_in(hub_prerequisites):
@@ -104,7 +107,7 @@ def test_the_guides_steps_bring_up_a_hub_where_three_learners_log_in(hub_prerequ
             page = s.post(f"{base}/hub/login?next=", timeout=300,
                           data={"username": name, "password": password, "_xsrf": s.cookies.get("_xsrf")})
             assert page.ok, (folder / "hub.log").read_text()[-3000:]
-            lab_page = wait_for(lambda: ok_page(s, f"{base}/user/{name}/lab"), folder)
+            lab_page = wait_for(lambda s=s, name=name: ok_page(s, f"{base}/user/{name}/lab"), folder)
             assert "JupyterLab" in lab_page
             listing = s.get(f"{base}/user/{name}/api/contents/notebooks", timeout=30).json()
             assert sorted(c["name"] for c in listing["content"]) == sorted(
@@ -128,7 +131,8 @@ def test_the_guides_steps_bring_up_a_hub_where_three_learners_log_in(hub_prerequ
         stopped = subprocess.run(["bash", "-c", after_class], cwd=REPO, capture_output=True, text=True,
                                  env=dict(env, LAB_CLASSROOM_DIR=str(folder)))
         shutil.rmtree(folder, ignore_errors=True)
-    assert stopped.returncode == 0 and "Stopped the classroom server." in stopped.stdout, text_of(stopped)
+    assert stopped.returncode == 0, text_of(stopped)
+    assert "Stopped the classroom server." in stopped.stdout, text_of(stopped)
 
 
 def ok_page(session, url):

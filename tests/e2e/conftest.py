@@ -105,7 +105,7 @@ def _drop_database(name: str) -> None:
     """Drop the run's lab database and its workspace folder (best effort, after the server is gone)."""
     try:
         drop_database(name)
-    except Exception as exc:  # noqa: BLE001  (cleanup must not hide the tests' own result)
+    except Exception as exc:  # cleanup must not hide the tests' own result
         print(f"e2e: could not drop the test database {name}: {exc}")
     shutil.rmtree(phases.WORKSPACE / name, ignore_errors=True)
 
