@@ -59,6 +59,7 @@ def test_doctor_on_a_server_without_pgvector_says_install_it_not_upgrade_it(nove
     assert "Traceback" not in text, text
 
 
+@pytest.mark.root
 def test_doctor_passes_on_the_advice_when_root_would_open_a_closed_folder(tmp_path):
     """As root the embedded server refuses to chmod a closed parent; the fix must say how to avoid it."""
     if not servers.is_root():

@@ -25,6 +25,8 @@ from support.prerequisites import skip_or_fail
 sys.path.insert(0, str(REPO / "classroom"))
 import loadtest
 
+pytestmark = pytest.mark.hub
+
 GUIDE = REPO / "docs" / "classroom.md"
 
 
@@ -35,6 +37,7 @@ def hub_prerequisites():
         skip_or_fail(why)
 
 
+@pytest.mark.root
 def test_quick_load_test_runs_the_series_for_three_learners(hub_prerequisites, tmp_path):
     """Three learners at once, each running every notebook in their own server, with no error output."""
     out = tmp_path / "quick.json"
@@ -70,6 +73,7 @@ def test_the_guide_has_its_steps():
     assert any("jupyterhub -f" in s for s in steps)
 
 
+@pytest.mark.root
 def test_the_guides_steps_bring_up_a_hub_where_three_learners_log_in(hub_prerequisites):
     """Run the guide's commands as written, then log three learners in through the hub's login page.
 

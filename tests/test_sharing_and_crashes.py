@@ -347,6 +347,7 @@ def as_user(name: str, clone: Path, args: list[str], timeout: float = 300) -> su
                           extra_groups=[], capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("order", [("de10a", "de10b"), ("de10b", "de10a")])
 def test_two_os_users_each_run_status_and_notebook_1(order):
     """Two learners on one machine, whoever starts first: each gets a server of their own,
@@ -394,6 +395,7 @@ def _closed_library(outer: Path) -> Path:
     return site
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("library", ["venv", "closed"])
 def test_root_checkout_under_a_closed_folder_needs_no_setting(library):
     """As root, a clone under a mode-700 folder (like /root) runs `alembic upgrade head` with
@@ -479,6 +481,7 @@ def small_disk():
     shutil.rmtree(point, ignore_errors=True)
 
 
+@pytest.mark.root
 def test_a_full_disk_gets_one_message_naming_the_folder(small_disk):
     """No space for PostgreSQL's files: one short message naming the data folder, no traceback."""
     filler = small_disk / "filler"
@@ -489,6 +492,7 @@ def test_a_full_disk_gets_one_message_naming_the_folder(small_disk):
     assert f"The lab cannot write its data folder {small_disk / 'lab'}: the disk holding it is full" in text
 
 
+@pytest.mark.root
 def test_a_read_only_data_folder_gets_one_message_naming_the_folder(small_disk):
     """A data folder on a read-only file system: the same kind of message."""
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True, capture_output=True)

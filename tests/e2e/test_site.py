@@ -20,6 +20,8 @@ import site_build
 from lab_paths import REPO, SCREENSHOTS
 from support.prerequisites import skip_or_fail
 
+pytestmark = pytest.mark.browser
+
 NOTEBOOKS = sorted((REPO / "notebooks").glob("0*.ipynb"))
 PHASES = NOTEBOOKS[:4]  # one notebook per phase; a capstone after them need not show tables
 DOC_PAGES = sorted(p.stem for p in (REPO / "docs").glob("*.md"))
