@@ -87,24 +87,25 @@ def bob_rows(room) -> int:
     return rows
 
 
-def test_alice_cannot_connect_to_bobs_database(bob_at_phase_1):
-    """CONNECT is revoked from PUBLIC: alice's own password does not open lab_bob."""
-    room = bob_at_phase_1
-    done = as_learner(room, "alice", "status", database="lab_bob", student=False)
+def alice_is_refused_on_bobs_database(room, command: str) -> str:
+    """Run the lab's command as alice against lab_bob; assert it fails short on CONNECT; return its text."""
+    done = as_learner(room, "alice", command, database="lab_bob", student=False)
     assert done.returncode == 2
     text = assert_short_and_secret_free(done, secrets_of(room)["learners"]["alice"])
     assert "permission denied for database" in text, text
+    return text
+
+
+def test_alice_cannot_connect_to_bobs_database(bob_at_phase_1):
+    """CONNECT is revoked from PUBLIC: alice's own password does not open lab_bob."""
+    text = alice_is_refused_on_bobs_database(bob_at_phase_1, "status")
     assert "lab_bob" in text, text
 
 
 def test_alice_cannot_reset_bobs_database_through_the_lab(bob_at_phase_1):
     """The lab's own goto/reset, pointed at bob's database with alice's URL, fails and changes nothing."""
-    room = bob_at_phase_1
-    done = as_learner(room, "alice", "reset", database="lab_bob", student=False)
-    assert done.returncode == 2
-    text = assert_short_and_secret_free(done, secrets_of(room)["learners"]["alice"])
-    assert "permission denied for database" in text, text
-    assert bob_rows(room) == 5
+    alice_is_refused_on_bobs_database(bob_at_phase_1, "reset")
+    assert bob_rows(bob_at_phase_1) == 5
 
 
 def test_alice_cannot_drop_bobs_database(bob_at_phase_1):
