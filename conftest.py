@@ -1,7 +1,8 @@
 """Marks for what pytest collects outside tests/: nbval's notebook cells are all `slow`.
 
-nbval runs each notebook top to bottom in a kernel (one item per cell), 10-60 s a notebook, so
-the quick loop (`pytest -m "not slow and not hub and not browser"`) leaves them out.
+nbval runs each notebook top to bottom in a kernel (one item per cell), so a notebook takes
+seconds to minutes; the quick loop (`pytest -m "not slow and not hub and not browser"`) leaves
+them out.
 """
 
 import pytest

@@ -38,6 +38,7 @@ def hub_prerequisites():
 
 
 @pytest.mark.root
+@pytest.mark.slow
 def test_quick_load_test_runs_the_series_for_three_learners(hub_prerequisites, tmp_path):
     """Three learners at once, each running every notebook in their own server, with no error output."""
     out = tmp_path / "quick.json"
@@ -74,6 +75,7 @@ def test_the_guide_has_its_steps():
 
 
 @pytest.mark.root
+@pytest.mark.slow
 def test_the_guides_steps_bring_up_a_hub_where_three_learners_log_in(hub_prerequisites):
     """Run the guide's commands as written, then log three learners in through the hub's login page.
 

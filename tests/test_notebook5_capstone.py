@@ -61,6 +61,7 @@ def test_no_saved_output_shows_a_path_under_the_data_folder():
         assert not [o for o in outputs if ".lab/" in o or str(REPO) in o], path.name
 
 
+@pytest.mark.slow
 def test_the_capstone_passes_nbval_on_its_own_after_a_reset():
     """A learner may open notebook 5 first: after reset, nbval still finds the saved outputs."""
     reset = lab("reset")

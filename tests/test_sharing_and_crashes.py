@@ -236,6 +236,7 @@ def _stopped_short(done: subprocess.CompletedProcess) -> bool:
     return True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pair", [("03_rename_without_losing_data", "04_jsonb_and_vectors"),
                                   ("02_add_email_and_bio", "03_rename_without_losing_data")])
 def test_two_notebooks_at_once_on_one_database(data_dir, pair):
@@ -258,6 +259,7 @@ def test_two_notebooks_at_once_on_one_database(data_dir, pair):
     assert found in [*list(phases.REVISIONS.values()), ""], current.stdout
 
 
+@pytest.mark.slow
 def test_per_notebook_databases_let_two_notebooks_run_at_once(data_dir):
     """With LAB_PER_NOTEBOOK=1 each notebook works in lab_nbN, so both pass, outputs unchanged."""
     env = _env(own(data_dir, LAB_PER_NOTEBOOK="1"))
@@ -348,6 +350,7 @@ def as_user(name: str, clone: Path, args: list[str], timeout: float = 300) -> su
 
 
 @pytest.mark.root
+@pytest.mark.slow
 @pytest.mark.parametrize("order", [("de10a", "de10b"), ("de10b", "de10a")])
 def test_two_os_users_each_run_status_and_notebook_1(order):
     """Two learners on one machine, whoever starts first: each gets a server of their own,

@@ -23,6 +23,8 @@ from labkit import exercises
 
 from support.helpers import REPO
 
+pytestmark = pytest.mark.slow  # each item runs a whole notebook in a kernel
+
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9]*.ipynb"))
 EXERCISE_TAGS = {exercises.EXERCISE, exercises.SELF_CHECK}
 
