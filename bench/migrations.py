@@ -148,7 +148,7 @@ def plot(res: dict, path) -> None:
     sizes = res["sizes"]
     fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
     styles = ["o-", "s-", "^-", "x--"]
-    for step, style in zip(STEPS, styles):
+    for step, style in zip(STEPS, styles, strict=True):
         ax.plot(sizes, [res["steps"][n][step] * 1000 for n in sizes], style, label=step)
     hnsw = "CREATE INDEX hnsw on the all-NULL column"
     ax.plot(sizes, [max(res["steps"][n]["parts_0004"][hnsw], 1e-4) * 1000 for n in sizes], "v:",

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common, migrations, series, startup, vectors  # noqa: E402
+from bench import common, migrations, series, startup, vectors
 
 SECTIONS = ["startup", "series", "migrations", "vectors"]
 
@@ -32,6 +32,7 @@ SECTIONS = ["startup", "series", "migrations", "vectors"]
 def environment() -> dict:
     import alembic
     import sqlalchemy as sa
+
     from labkit import database
     with database.engine().connect() as conn:
         pg = conn.scalar(sa.text("SHOW server_version"))

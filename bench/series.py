@@ -133,7 +133,7 @@ def run(quick: bool) -> dict:
     if not files:
         log("series: no notebooks/0*.ipynb yet; timed kernel, imports and helpers only")
         return out
-    pick = lambda runs: min(runs, key=lambda x: abs(x["wall"] - median([y["wall"] for y in runs])))  # noqa: E731
+    pick = lambda runs: min(runs, key=lambda x: abs(x["wall"] - median([y["wall"] for y in runs])))
     out.update({"reps": reps, "cold": pick(cold), "warm": pick(warm), "warm_stopped": pick(warm_stopped),
                 "cold_all": [x["wall"] for x in cold], "warm_all": [x["wall"] for x in warm],
                 "passed": all(x["returncode"] == 0 for x in cold + warm + warm_stopped)})

@@ -92,7 +92,7 @@ def run(quick: bool) -> dict:
         log(f"startup rep {i + 1}/{reps}")
         rows_bare.append(bare(i, bindir))
         rows_emb.append(embedded(i))
-    med = lambda rows, *keys: median([_dig(r, keys) for r in rows])  # noqa: E731
+    med = lambda rows, *keys: median([_dig(r, keys) for r in rows])
     summary = {
         "bare_initdb": med(rows_bare, "initdb"),
         "bare_start": med(rows_bare, "start"),
@@ -125,9 +125,12 @@ def table(res: dict) -> str:
              f"| bare `initdb` + `pg_ctl start -w` (floor) | {s['bare_cold']:.2f} "
              f"(initdb {s['bare_initdb']:.2f} + start {s['bare_start']:.2f}) | |",
              f"| bare `pg_ctl start -w`, data exists | {s['bare_warm']:.2f} | |",
-             f"| embedded cold (fresh data folder) | {s['embedded_cold_server']:.2f} | {s['embedded_cold_lab_db']:.2f} |",
-             f"| embedded warm (data exists, server stopped) | {s['embedded_warm_server']:.2f} | {s['embedded_warm_lab_db']:.2f} |",
-             f"| embedded reuse (already running) | {s['embedded_reuse_server']:.3f} | {s['embedded_reuse_lab_db']:.3f} |",
+             f"| embedded cold (fresh data folder) | {s['embedded_cold_server']:.2f} "
+             f"| {s['embedded_cold_lab_db']:.2f} |",
+             f"| embedded warm (data exists, server stopped) | {s['embedded_warm_server']:.2f} "
+             f"| {s['embedded_warm_lab_db']:.2f} |",
+             f"| embedded reuse (already running) | {s['embedded_reuse_server']:.3f} "
+             f"| {s['embedded_reuse_lab_db']:.3f} |",
              "",
              f"Embedded cold / bare cold: **{s['cold_ratio']:.2f}x** (server), "
              f"{s['cold_ratio_lab_db']:.2f}x (until the `lab` database answers). "

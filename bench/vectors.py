@@ -101,7 +101,7 @@ def search(conn, kind: str, n: int, d: int, nq: int, rng) -> dict:
             cur.execute(f"SET hnsw.ef_search = {ef}")
             _topk(cur, table, qs[0])  # warm the index pages once
             got = [_topk(cur, table, q) for q in qs]
-            recall = np.mean([len(set(g) & set(e)) / 10 for (g, _), (e, _) in zip(got, exact)])
+            recall = np.mean([len(set(g) & set(e)) / 10 for (g, _), (e, _) in zip(got, exact, strict=True)])
             ms = median([t for _, t in got]) * 1000
             res["hnsw"].append({"ef_search": ef, "ms": ms, "recall": float(recall),
                                 "speedup": res["exact_ms"] / ms})

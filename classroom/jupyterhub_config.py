@@ -30,8 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from labkit.classroom import hub, server  # noqa: E402
-from labkit.postgres import cluster  # noqa: E402
+from labkit.classroom import hub, server
+from labkit.postgres import cluster
 
 c = get_config()  # noqa: F821  (JupyterHub's config loader provides it)
 

@@ -15,15 +15,17 @@ import os
 import sys
 from html import escape
 from pathlib import Path
+from typing import ClassVar
 
 DOCS = Path(__file__).resolve().parent
 REPO = DOCS.parent
 sys.path.insert(0, str(DOCS / "_ext"))
 
-import site_notebooks  # noqa: E402
-from pygments.lexer import inherit  # noqa: E402
-from pygments.lexers.sql import PostgresLexer  # noqa: E402
-from pygments.token import Keyword  # noqa: E402
+from pygments.lexer import inherit
+from pygments.lexers.sql import PostgresLexer
+from pygments.token import Keyword
+
+import site_notebooks
 
 # --------------------------------------------------------------------------- publisher settings
 
@@ -104,7 +106,7 @@ class PsqlScriptLexer(PostgresLexer):
     """
 
     name, aliases = "PostgreSQL script", ["psql-script"]
-    tokens = {"root": [(r"\\[a-zA-Z]+", Keyword.Pseudo), inherit]}
+    tokens: ClassVar[dict] = {"root": [(r"\\[a-zA-Z]+", Keyword.Pseudo), inherit]}
 
 
 def add_launch_bar(app, pagename, templatename, context, doctree):

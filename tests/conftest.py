@@ -10,8 +10,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import helpers  # noqa: E402
-from labkit import database, paths, phases  # noqa: E402
+from labkit import database, paths, phases
+
+from support import helpers
 
 
 @pytest.fixture
@@ -60,14 +61,14 @@ def novector_server():
 # --------------------------------------------------------------------------- pytest-alembic
 
 def pytest_configure(config):
-    """Keep pytest-alembic from binding its tests to this file; test_chain.py imports them.
+    """Keep pytest-alembic from binding its tests to this file; test_reference_revisions.py imports them.
 
     pytest-alembic 0.13's own collector (bound to tests/conftest.py) crashes on pytest 9
     ("TestCollector object has no attribute _nodeid"). Its fixtures and built-in tests
     work fine when imported into a test module, so point its binding path nowhere.
     """
     if hasattr(config.option, "pytest_alembic_tests_path"):
-        config.option.pytest_alembic_tests_path = "tests/pytest-alembic-is-imported-in-test_chain.py"
+        config.option.pytest_alembic_tests_path = "tests/pytest-alembic-is-imported-in-test_reference_revisions.py"
 
 
 @pytest.fixture

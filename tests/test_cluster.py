@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 import psycopg2
-from helpers import lab, text_of
+from support.helpers import lab, text_of
 
 
 def test_the_classroom_server_recovers_from_a_postmaster_pid_that_names_another_live_process():

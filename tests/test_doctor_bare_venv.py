@@ -8,7 +8,7 @@ import subprocess
 import venv
 
 import pytest
-from helpers import REPO
+from support.helpers import REPO
 
 
 @pytest.mark.parametrize("module", ["lab_helpers", "labkit.doctor"])

@@ -1,4 +1,4 @@
-"""The classroom on a live JupyterHub (issue 11): the quick load test, and the guide's steps.
+"""The classroom on a live JupyterHub: the quick load test, and the guide's steps.
 
 Both need root (each learner's server runs as an OS user of their own) and JupyterHub with
 configurable-http-proxy (``pip install -r classroom/requirements.txt`` and
@@ -19,12 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, run, text_of
+from support.helpers import REPO, run, text_of
+from support.prerequisites import skip_or_fail
 
 from labkit.postgres.cluster import free_port
 
 sys.path.insert(0, str(REPO / "classroom"))
-import loadtest  # noqa: E402
+import loadtest
+
+pytestmark = pytest.mark.hub
 
 GUIDE = REPO / "docs" / "classroom.md"
 
@@ -33,11 +36,11 @@ GUIDE = REPO / "docs" / "classroom.md"
 def hub_prerequisites():
     why = loadtest.prerequisites()
     if why:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the classroom tests, but {why}")
-        pytest.skip(why)
+        skip_or_fail(why)
 
 
+@pytest.mark.root
+@pytest.mark.slow
 def test_quick_load_test_runs_the_series_for_three_learners(hub_prerequisites, tmp_path):
     """Three learners at once, each running every notebook in their own server, with no error output."""
     out = tmp_path / "quick.json"
@@ -45,12 +48,14 @@ def test_quick_load_test_runs_the_series_for_three_learners(hub_prerequisites, t
                DATABASE_URL=None, LAB_STUDENT=None)
     assert done.returncode == 0, text_of(done)
     result = json.loads(out.read_text())
-    assert result["learners"] == 3 and result["completed"] == 3, text_of(done)
+    assert result["learners"] == 3, text_of(done)
+    assert result["completed"] == 3, text_of(done)
     expected = sorted(p.name for p in (REPO / "notebooks").glob("[0-9]*.ipynb"))
     for learner in result["per_learner"]:
         assert [nb["notebook"] for nb in learner["notebooks"]] == expected
         assert learner["spawn_seconds"] > 0
-    assert result["peak_postgres_mib"] > 0 and result["peak_learners_mib"] > 0
+    assert result["peak_postgres_mib"] > 0
+    assert result["peak_learners_mib"] > 0
     assert result["cpu_seconds_per_learner"] > 0
     leftover = subprocess.run(["getent", "passwd"], capture_output=True, text=True).stdout
     assert not any(r["name"] + ":" in leftover for r in result["per_learner"]), "OS users left behind"
@@ -67,9 +72,12 @@ def guide_steps() -> list[str]:
 def test_the_guide_has_its_steps():
     """The test below runs these blocks; an edit that loses the markers must not pass silently."""
     steps = guide_steps()
-    assert len(steps) >= 4 and any("jupyterhub -f" in s for s in steps)
+    assert len(steps) >= 4
+    assert any("jupyterhub -f" in s for s in steps)
 
 
+@pytest.mark.root
+@pytest.mark.slow
 def test_the_guides_steps_bring_up_a_hub_where_three_learners_log_in(hub_prerequisites):
     """Run the guide's commands as written, then log three learners in through the hub's login page.
 
@@ -107,7 +115,7 @@ def test_the_guides_steps_bring_up_a_hub_where_three_learners_log_in(hub_prerequ
             page = s.post(f"{base}/hub/login?next=", timeout=300,
                           data={"username": name, "password": password, "_xsrf": s.cookies.get("_xsrf")})
             assert page.ok, (folder / "hub.log").read_text()[-3000:]
-            lab_page = wait_for(lambda: ok_page(s, f"{base}/user/{name}/lab"), folder)
+            lab_page = wait_for(lambda s=s, name=name: ok_page(s, f"{base}/user/{name}/lab"), folder)
             assert "JupyterLab" in lab_page
             listing = s.get(f"{base}/user/{name}/api/contents/notebooks", timeout=30).json()
             assert sorted(c["name"] for c in listing["content"]) == sorted(
@@ -131,7 +139,8 @@ def test_the_guides_steps_bring_up_a_hub_where_three_learners_log_in(hub_prerequ
         stopped = subprocess.run(["bash", "-c", after_class], cwd=REPO, capture_output=True, text=True,
                                  env=dict(env, LAB_CLASSROOM_DIR=str(folder)))
         shutil.rmtree(folder, ignore_errors=True)
-    assert stopped.returncode == 0 and "Stopped the classroom server." in stopped.stdout, text_of(stopped)
+    assert stopped.returncode == 0, text_of(stopped)
+    assert "Stopped the classroom server." in stopped.stdout, text_of(stopped)
 
 
 def ok_page(session, url):

@@ -1,15 +1,15 @@
 """The notebook helpers survive what learners do: run a cell twice, or out of order."""
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-import pytest
 from labkit import paths, phases
-from labkit.notebook import workspace
 from labkit.errors import LabError
 from labkit.models import NAMING_CONVENTION
+from labkit.notebook import workspace
 
 
 class Base(DeclarativeBase):
@@ -90,7 +90,8 @@ def test_append_twice_adds_once_and_diff_shows_the_edit(student_db):
     assert text.count("def helper") == 1
     diff = ph.diff(REV)
     assert diff.startswith("--- as generated\n+++ edited\n")
-    assert "+def helper():" in diff and "-" not in diff.split("@@", 2)[2].replace("-> ", "")
+    assert "+def helper():" in diff
+    assert "-" not in diff.split("@@", 2)[2].replace("-> ", "")
 
 
 def test_a_reference_revision_copied_into_a_workspace_is_the_lab_s_own(student_db):

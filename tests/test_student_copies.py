@@ -1,4 +1,4 @@
-"""Student copies run as handed out (issue 13): every exercise left as given, top to bottom.
+"""Student copies run as handed out: every exercise left as given, top to bottom.
 
 A copy has no solution cells, so each exercise cell runs with its placeholder (``...``, an
 empty list, a comment). The copy must still run to the end without an error, every
@@ -19,8 +19,11 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers import REPO
 from labkit.authoring import exercises
+
+from support.helpers import REPO
+
+pytestmark = pytest.mark.slow  # each item runs a whole notebook in a kernel
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9]*.ipynb"))
 EXERCISE_TAGS = {exercises.EXERCISE, exercises.SELF_CHECK}

@@ -21,11 +21,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from helpers import drop_database, lab, text_of
-from lab_paths import REPO, SCREENSHOTS, notebook_sources
-from servers import free_port
 
 from labkit import paths
+
+from lab_paths import REPO, SCREENSHOTS, notebook_sources
+from servers import free_port
+from support.helpers import drop_database, lab, text_of
+from support.prerequisites import skip_or_fail
 
 # Where a Chromium-family browser usually lives; LAB_E2E_CHROMIUM overrides the search.
 BROWSER_CANDIDATES = [
@@ -103,7 +105,7 @@ def _drop_database(name: str) -> None:
     """Drop the run's lab database and its workspace folder (best effort, after the server is gone)."""
     try:
         drop_database(name)
-    except Exception as exc:  # noqa: BLE001  (cleanup must not hide the tests' own result)
+    except Exception as exc:  # cleanup must not hide the tests' own result
         print(f"e2e: could not drop the test database {name}: {exc}")
     shutil.rmtree(paths.workspace() / name, ignore_errors=True)
 
@@ -191,9 +193,7 @@ def browser(tmp_path_factory):
     """
     if CHROMIUM is None:
         hint = INSTALL_HINT.format(path=os.environ.get("LAB_E2E_CHROMIUM", "/usr/bin/chromium"))
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(hint, pytrace=False)  # CI installs it: a missing browser is a failure there
-        pytest.skip("NO BROWSER, the JupyterLab tests did not run. " + hint.replace("\n", " "))
+        skip_or_fail("NO BROWSER, the JupyterLab tests did not run. " + hint.replace("\n", " "))
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

@@ -16,8 +16,10 @@ import sys
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import nbformat
+
 from lab_paths import REPO
 
 DOCS = REPO / "docs"
@@ -51,7 +53,7 @@ def build(env: dict) -> subprocess.CompletedProcess:
 
 class _QuietHandler(SimpleHTTPRequestHandler):
     # Every platform serves ES modules as JavaScript (browsers refuse modules sent as anything else).
-    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
+    extensions_map: ClassVar[dict] = {**SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
                       ".js": "text/javascript"}
 
     def log_message(self, *args):  # the test reports what matters; no line per request

@@ -19,6 +19,8 @@ except ImportError:  # the browser fixture fails with an install hint
 
 from lab_paths import SCREENSHOTS, notebook_sources
 
+pytestmark = pytest.mark.browser
+
 NOTEBOOKS = notebook_sources()
 RUN_TIMEOUT_MS = 180_000   # Run All, per notebook
 LOAD_TIMEOUT_MS = 90_000   # the page, the notebook and its kernel

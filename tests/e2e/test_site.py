@@ -15,8 +15,12 @@ import os
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
 import site_build
 from lab_paths import REPO, SCREENSHOTS
+from support.prerequisites import skip_or_fail
+
+pytestmark = pytest.mark.browser
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("0*.ipynb"))
 PHASES = NOTEBOOKS[:4]  # one notebook per phase; a capstone after them need not show tables
@@ -78,9 +82,7 @@ def site():
     if missing:
         hint = (f"The website tests need the docs packages ({', '.join(missing)} missing): "
                 "pip install -r docs/requirements.txt")
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(hint + "   (CI installs them in .ci/run)", pytrace=False)
-        pytest.skip("NO DOCS PACKAGES, the website tests did not run. " + hint)
+        skip_or_fail("NO DOCS PACKAGES, the website tests did not run. " + hint)
     env = dict(os.environ, SITE_JUPYTERHUB_URL=site_build.TEST_HUB, PYTHONDONTWRITEBYTECODE="1")
     built = site_build.build(env)
     if built.returncode != 0:
@@ -129,7 +131,7 @@ def _draw_every_diagram(page) -> list[dict]:
         diagram.scroll_into_view_if_needed()
     try:
         page.wait_for_function(MERMAID_DONE, timeout=RENDER_TIMEOUT_MS)
-    except Exception:  # noqa: BLE001  (the assertions below say what is missing)
+    except Exception:  # a diagram that never draws: the assertions below say which
         pass
     page.wait_for_timeout(300)
     return page.evaluate(MERMAID)
@@ -184,14 +186,15 @@ def test_notebook_page(source, page, site):
     # The before/after tables are there, and their Styler <style> survived: each coloured
     # cell has its colour in the browser.
     if source in PHASES:
-        assert expect["before_after"] and expect["colours"], (
-            f"{source.name}: a phase notebook without a coloured before/after table: {expect}")
+        missing = f"{source.name}: a phase notebook without a coloured before/after table: {expect}"
+        assert expect["before_after"], missing
+        assert expect["colours"], missing
     assert page.evaluate(BEFORE_AFTER) == expect["before_after"], (
         f"{source.name}: {expect['before_after']} before/after tables in the notebook, "
         f"{page.evaluate(BEFORE_AFTER)} on the page")
     ids = [element for element, _ in expect["colours"]]
     seen = page.evaluate(BACKGROUNDS, ids)
-    wrong = [(element, colour, got) for (element, colour), got in zip(expect["colours"], seen)
+    wrong = [(element, colour, got) for (element, colour), got in zip(expect["colours"], seen, strict=True)
              if got != _rgb(colour)]
     assert not wrong, f"{source.name}: Styler colours lost (id, expected, computed): {wrong[:5]}"
 
@@ -213,19 +216,23 @@ def test_notebook_page(source, page, site):
 
     # Launch links: Binder, and the JupyterHub (nbgitpuller) link for the configured hub.
     links = {a["text"]: a["href"] for a in page.evaluate(
-        "() => Array.from(document.querySelectorAll('.launch-bar a')).map(a => ({text: a.innerText.trim(), href: a.href}))")}
+        "() => Array.from(document.querySelectorAll('.launch-bar a'))"
+        ".map(a => ({text: a.innerText.trim(), href: a.href}))")}
     path = f"notebooks/{source.name}"
     assert page.locator(".launch-bar").is_visible(), f"{source.name}: no launch bar in view"
     binder = urlsplit(links.get("Binder", ""))
-    assert binder.netloc == "mybinder.org" and binder.path.startswith("/v2/gh/"), links
+    assert binder.netloc == "mybinder.org", links
+    assert binder.path.startswith("/v2/gh/"), links
     assert parse_qs(binder.query)["urlpath"] == [f"lab/tree/{path}"], links
     hub = urlsplit(links.get("JupyterHub", ""))
     assert f"{hub.scheme}://{hub.netloc}" == site_build.TEST_HUB, links
     assert hub.path == "/hub/user-redirect/git-pull", links
     query = parse_qs(hub.query)
     repo_name = query["repo"][0].rstrip("/").rsplit("/", 1)[-1]
-    assert query["urlpath"] == [f"lab/tree/{repo_name}/{path}"] and query["branch"], links
-    assert not page.outside and not page.errors, (page.outside, page.errors)
+    assert query["urlpath"] == [f"lab/tree/{repo_name}/{path}"], links
+    assert query["branch"], links
+    assert not page.outside, (page.outside, page.errors)
+    assert not page.errors, (page.outside, page.errors)
 
 
 def test_diagrams_draw_when_opened_from_a_file_path(page, site):
@@ -238,7 +245,8 @@ def test_diagrams_draw_when_opened_from_a_file_path(page, site):
     page.wait_for_load_state("load")
     diagrams = _draw_every_diagram(page)
     expected = _expected_diagrams("notebooks/03_rename_without_losing_data")
-    assert len(diagrams) == expected and expected >= 1, (expected, diagrams)
+    assert len(diagrams) == expected, (expected, diagrams)
+    assert expected >= 1, (expected, diagrams)
     assert all(d["svg"] and not d["error"] and d["width"] for d in diagrams), diagrams
     assert not page.outside, f"requests that left the machine: {page.outside}"
 
@@ -255,4 +263,5 @@ def test_search_finds_alter_column_on_notebook_3(page, site):
     hrefs = [a.get_attribute("href") for a in results.all()]
     page.screenshot(path=str(SCREENSHOTS / "site-search-alter_column.png"), full_page=True)
     assert any(h.startswith("notebooks/03_rename_without_losing_data.html") for h in hrefs), hrefs
-    assert not page.outside and not page.errors, (page.outside, page.errors)
+    assert not page.outside, (page.outside, page.errors)
+    assert not page.errors, (page.outside, page.errors)

@@ -1,4 +1,4 @@
-"""The lab shared (issue 10): many OS users, many notebooks, crashes and interrupts.
+"""Sharing and crashes: many OS users, many notebooks, crashes and interrupts.
 
 Every test here runs real processes against real embedded servers, each in a data folder
 of its own (LAB_DATA_DIR in a short /tmp folder), and real OS users where the point is
@@ -23,21 +23,20 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-import servers
-from helpers import REPO, alembic, assert_short_and_secret_free, lab, text_of
 from labkit import phases
 from labkit.postgres import binaries
 
-CI = os.environ.get("CI", "").lower() == "true"
+import servers
+from support.helpers import REPO, alembic, assert_short_and_secret_free, lab, text_of
+from support.prerequisites import skip_or_fail
+
 NB1 = "notebooks/01_create_users.ipynb"
 
 
 def need(condition: bool, reason: str) -> None:
     """Skip with the reason, or fail under CI, where no prerequisite may be missing."""
     if not condition:
-        if CI:
-            pytest.fail(f"missing prerequisite under CI: {reason}")
-        pytest.skip(reason)
+        skip_or_fail(reason)
 
 
 def need_root() -> None:
@@ -150,7 +149,8 @@ def test_sigint_during_an_upgrade_leaves_the_old_revision(data_dir):
             with eng.connect() as watcher:  # a new transaction: pg_stat_activity is a snapshot per transaction
                 if watcher.scalar(waiting):
                     break
-            assert time.monotonic() < deadline and up.poll() is None, up.communicate()
+            assert time.monotonic() < deadline, up.communicate()
+            assert up.poll() is None, up.communicate()
             time.sleep(0.1)
         up.send_signal(signal.SIGINT)
         time.sleep(0.5)
@@ -196,7 +196,9 @@ def test_a_held_lock_makes_alembic_and_reset_give_up_naming_the_holder(data_dir)
             assert done.returncode != 0
             text = assert_short_and_secret_free(done)
             assert "Gave up waiting for a lock after 2s; nothing was changed" in text
-            assert "'de10 holder'" in text and "idle in transaction" in text and "users" in text
+            assert "'de10 holder'" in text
+            assert "idle in transaction" in text
+            assert "users" in text
         holder.rollback()
     assert revision_and_columns(eng)[0] == phases.REVISIONS[2]
 
@@ -221,7 +223,8 @@ def _stopped_short(done: subprocess.CompletedProcess) -> bool:
     out = done.stdout
     assert "most recent call" not in out, out[-4000:]
     if "mismatch 'ename'" in out:  # a raises-exception cell raised the drift LabError instead
-        assert out.count("Cell outputs differ") == 1 and "== 'LabError'" in out, out[-4000:]
+        assert out.count("Cell outputs differ") == 1, out[-4000:]
+        assert "== 'LabError'" in out, out[-4000:]
         return True
     assert out.count("Cell execution caused an exception") == 1, out[-4000:]
     error = out.split("Traceback:", 1)[1].split("!!!!!", 1)[0].split("=====", 1)[0]
@@ -229,10 +232,12 @@ def _stopped_short(done: subprocess.CompletedProcess) -> bool:
     assert len(lines) <= 3, error
     assert lines[0].startswith(("LabError: Another session changed the database 'lab'",
                                 "LabError: Gave up waiting for a lock")), error
-    assert "Traceback (most recent call last)" not in out and "most recent call" not in out
+    assert "Traceback (most recent call last)" not in out
+    assert "most recent call" not in out
     return True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pair", [("03_rename_without_losing_data", "04_jsonb_and_vectors"),
                                   ("02_add_email_and_bio", "03_rename_without_losing_data")])
 def test_two_notebooks_at_once_on_one_database(data_dir, pair):
@@ -252,9 +257,10 @@ def test_two_notebooks_at_once_on_one_database(data_dir, pair):
     current = alembic("current", **own(data_dir))
     assert current.returncode == 0, text_of(current)
     found = current.stdout.strip().removesuffix(" (head)")
-    assert found in list(phases.REVISIONS.values()) + [""], current.stdout
+    assert found in [*list(phases.REVISIONS.values()), ""], current.stdout
 
 
+@pytest.mark.slow
 def test_per_notebook_databases_let_two_notebooks_run_at_once(data_dir):
     """With LAB_PER_NOTEBOOK=1 each notebook works in lab_nbN, so both pass, outputs unchanged."""
     env = _env(own(data_dir, LAB_PER_NOTEBOOK="1"))
@@ -286,8 +292,10 @@ def test_a_notebook_notices_another_kernel_moving_its_database(student_db):
             with pytest.raises(lab_helpers.LabError) as info:
                 call()
             lines = str(info.value).splitlines()
-            assert len(lines) == 2 and f"now at {phases.REVISIONS[4]}" in lines[0]
-            assert f"left it at {phases.REVISIONS[2]}" in lines[0] and "from the top" in lines[1]
+            assert len(lines) == 2
+            assert f"now at {phases.REVISIONS[4]}" in lines[0]
+            assert f"left it at {phases.REVISIONS[2]}" in lines[0]
+            assert "from the top" in lines[1]
         lab_helpers.start(3)  # re-running from the top works again
         assert list(lab_helpers.users().columns) == ["id", "name", "email", "bio"]
     finally:
@@ -342,6 +350,8 @@ def as_user(name: str, clone: Path, args: list[str], timeout: float = 300) -> su
                           extra_groups=[], capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.root
+@pytest.mark.slow
 @pytest.mark.parametrize("order", [("de10a", "de10b"), ("de10b", "de10a")])
 def test_two_os_users_each_run_status_and_notebook_1(order):
     """Two learners on one machine, whoever starts first: each gets a server of their own,
@@ -361,7 +371,8 @@ def test_two_os_users_each_run_status_and_notebook_1(order):
         for name in order:
             status = as_user(name, clones[name], [sys.executable, "-m", "lab_helpers", "status"])
             assert status.returncode == 0, text_of(status)
-            assert status.stderr == "" and "PermissionError" not in status.stdout
+            assert status.stderr == ""
+            assert "PermissionError" not in status.stdout
             assert f"data folder: {clones[name] / '.lab' / 'pgdata'}" in status.stdout
         for name in order:
             done = as_user(name, clones[name], [sys.executable, "-m", "pytest", "-x", "-q", NB1])
@@ -388,6 +399,7 @@ def _closed_library(outer: Path) -> Path:
     return site
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("library", ["venv", "closed"])
 def test_root_checkout_under_a_closed_folder_needs_no_setting(library):
     """As root, a clone under a mode-700 folder (like /root) runs `alembic upgrade head` with
@@ -417,7 +429,8 @@ def test_root_checkout_under_a_closed_folder_needs_no_setting(library):
             outs = [p.communicate(timeout=120) for p in both]
             assert [p.returncode for p in both] == [0, 0], outs
             note = f"binaries:    {copied}, copied from the venv: as root, pgserver cannot enter {outer}"
-            assert note in outs[0][0] and note in outs[1][0], outs
+            assert note in outs[0][0], outs
+            assert note in outs[1][0], outs
             assert not list(shared.glob(".postgres-*")), "a temporary copy was left behind"
         up = run("alembic", "upgrade", "head")
         assert up.returncode == 0, text_of(up)
@@ -427,7 +440,8 @@ def test_root_checkout_under_a_closed_folder_needs_no_setting(library):
         assert f"data folder: {shared / 'pgdata'}" in status.stdout
         assert f"revision:    {phases.REVISIONS[4]}" in status.stdout
         info = shared.stat()
-        assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == pwd.getpwnam("pgserver").pw_uid
+        assert stat.S_IMODE(info.st_mode) == 0o700
+        assert info.st_uid == pwd.getpwnam("pgserver").pw_uid
         assert not (clone / ".lab").exists()
         doctor = run("lab_helpers", "doctor")
         assert str(shared) in doctor.stdout, doctor.stdout
@@ -471,6 +485,7 @@ def small_disk():
     shutil.rmtree(point, ignore_errors=True)
 
 
+@pytest.mark.root
 def test_a_full_disk_gets_one_message_naming_the_folder(small_disk):
     """No space for PostgreSQL's files: one short message naming the data folder, no traceback."""
     filler = small_disk / "filler"
@@ -481,6 +496,7 @@ def test_a_full_disk_gets_one_message_naming_the_folder(small_disk):
     assert f"The lab cannot write its data folder {small_disk / 'lab'}: the disk holding it is full" in text
 
 
+@pytest.mark.root
 def test_a_read_only_data_folder_gets_one_message_naming_the_folder(small_disk):
     """A data folder on a read-only file system: the same kind of message."""
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True, capture_output=True)
@@ -489,6 +505,7 @@ def test_a_read_only_data_folder_gets_one_message_naming_the_folder(small_disk):
     text = assert_short_and_secret_free(done)
     assert f"The lab cannot write its data folder {small_disk / 'lab'}: it is read-only" in text
     doctor = lab("doctor", **own(small_disk / "lab"))
-    assert doctor.returncode == 1 and "Traceback" not in text_of(doctor)
+    assert doctor.returncode == 1
+    assert "Traceback" not in text_of(doctor)
     assert f"Data folder      The lab cannot write its data folder {small_disk / 'lab'}: it is read-only" \
         in doctor.stdout, doctor.stdout

@@ -1,4 +1,4 @@
-"""The reference revision chain (issue 3): four revisions that provably lose nothing.
+"""The reference revision chain: four revisions that provably lose nothing.
 
 Every test here runs against real PostgreSQL with pgvector, in a database of its own
 (the ``student_db`` fixture). Data tests follow the shape: migrate up to just before a
@@ -27,10 +27,10 @@ from pytest_alembic.tests import (  # noqa: F401  (collected as tests of this mo
 )
 from sqlalchemy.orm import Session
 
-from helpers import REPO, alembic, assert_short_and_secret_free, text_of
 from labkit import autogen, database, phases
-from alembic.util import CommandError
 from labkit.models import Base, User
+
+from support.helpers import REPO, alembic, assert_short_and_secret_free, text_of
 
 R1, R2, R3, R4 = (phases.REVISIONS[n] for n in range(1, 5))
 COLUMNS = {
@@ -204,12 +204,12 @@ def test_jsonb_and_vectors_round_trip_exactly(student_db):
     vectors[0][:3] = [np.float32(1e-38), np.float32(-3.4e38), np.float32(0.1)]
     with Session(eng()) as session, session.begin():
         session.add_all(User(full_name=f"user {i}", settings=value, embedding=vec)
-                        for i, (value, vec) in enumerate(zip(JSON_VALUES, vectors)))
+                        for i, (value, vec) in enumerate(zip(JSON_VALUES, vectors, strict=True)))
     with Session(eng()) as session:
         stored = session.scalars(sa.select(User).where(User.full_name.like("user %"))
                                  .order_by(User.id)).all()
         assert [u.settings for u in stored] == JSON_VALUES
-        for user, vec in zip(stored, vectors):
+        for user, vec in zip(stored, vectors, strict=True):
             assert np.array_equal(np.asarray(user.embedding, dtype=np.float32), vec)
     # The same values read back through plain SQL text, as a notebook query would see them.
     texts = rows("SELECT settings::text FROM users WHERE full_name LIKE 'user %' ORDER BY id")
@@ -228,7 +228,9 @@ def test_guarded_downgrade_refuses_with_data_then_passes_with_the_flag(student_d
     refused = alembic("downgrade", R1)
     assert refused.returncode != 0
     text = assert_short_and_secret_free(refused)  # at most 10 lines, no traceback
-    assert "users.email" in text and "users.bio" in text and "'users'" in text
+    assert "users.email" in text
+    assert "users.bio" in text
+    assert "'users'" in text
     assert "2 rows" in text
     assert f"alembic -x allow_data_loss=true downgrade {R1}" in text
     assert version() == R2
@@ -248,7 +250,8 @@ def test_downgrading_phase1_refuses_to_drop_a_table_with_rows(student_db):
     refused = alembic("downgrade", "base")
     assert refused.returncode != 0
     text = assert_short_and_secret_free(refused)  # at most 10 lines, no traceback
-    assert "table 'users'" in text and "2 rows" in text
+    assert "table 'users'" in text
+    assert "2 rows" in text
     assert "alembic -x allow_data_loss=true downgrade base" in text
     assert version() == R1
     assert rows("SELECT name FROM users ORDER BY id") == [("Ada",), ("Grace",)]
@@ -267,7 +270,9 @@ def test_guarded_downgrade_of_phase4_from_python(student_db):
     with pytest.raises(CommandError) as refused:
         command.downgrade(cfg(), "-1")
     message = str(refused.value)
-    assert "users.settings" in message and "users.embedding" in message and "1 row " in message
+    assert "users.settings" in message
+    assert "users.embedding" in message
+    assert "1 row " in message
     assert "alembic -x allow_data_loss=true downgrade" in message
     assert len(message.splitlines()) <= 10
     assert version() == R4
@@ -430,7 +435,8 @@ def test_autogenerate_flags_a_rename_in_the_script_and_on_stderr(student_db, tmp
         assert "WARNING: users.name dropped and users.full_name added" in err
         assert "op.alter_column('users', 'name', new_column_name='full_name')" in err
     else:
-        assert "RENAME?" not in body and "WARNING" not in err
+        assert "RENAME?" not in body
+        assert "WARNING" not in err
         assert "op.add_column('users'" in upgrade
 
 

@@ -1,4 +1,4 @@
-"""The classroom fence (issue 11): on one shared server, no learner reaches another's database.
+"""The classroom fence: on one shared server, no learner reaches another's database.
 
 A real classroom server (``labkit/classroom/``: PostgreSQL 18 from the bundled binaries, on
 127.0.0.1 with scram passwords) in a temp folder, with learners alice and bob made by the same
@@ -11,7 +11,6 @@ data must still be there. No OS users are made here, so this runs for any user.
 import json
 import stat
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from urllib.parse import quote
@@ -20,9 +19,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from helpers import REPO, assert_short_and_secret_free, lab, run, text_of
 from labkit import database, diagnose
 from labkit.classroom import hub
+
+from support.helpers import REPO, assert_short_and_secret_free, lab, text_of
 
 
 @pytest.fixture(scope="module")
@@ -88,23 +88,25 @@ def bob_rows(room) -> int:
     return rows
 
 
-def test_alice_cannot_connect_to_bobs_database(bob_at_phase_1):
-    """CONNECT is revoked from PUBLIC: alice's own password does not open lab_bob."""
-    room = bob_at_phase_1
-    done = as_learner(room, "alice", "status", database="lab_bob", student=False)
+def alice_is_refused_on_bobs_database(room, command: str) -> str:
+    """Run the lab's command as alice against lab_bob; assert it fails short on CONNECT; return its text."""
+    done = as_learner(room, "alice", command, database="lab_bob", student=False)
     assert done.returncode == 2
     text = assert_short_and_secret_free(done, secrets_of(room)["learners"]["alice"])
-    assert "permission denied for database" in text and "lab_bob" in text, text
+    assert "permission denied for database" in text, text
+    return text
+
+
+def test_alice_cannot_connect_to_bobs_database(bob_at_phase_1):
+    """CONNECT is revoked from PUBLIC: alice's own password does not open lab_bob."""
+    text = alice_is_refused_on_bobs_database(bob_at_phase_1, "status")
+    assert "lab_bob" in text, text
 
 
 def test_alice_cannot_reset_bobs_database_through_the_lab(bob_at_phase_1):
     """The lab's own goto/reset, pointed at bob's database with alice's URL, fails and changes nothing."""
-    room = bob_at_phase_1
-    done = as_learner(room, "alice", "reset", database="lab_bob", student=False)
-    assert done.returncode == 2
-    text = assert_short_and_secret_free(done, secrets_of(room)["learners"]["alice"])
-    assert "permission denied for database" in text, text
-    assert bob_rows(room) == 5
+    alice_is_refused_on_bobs_database(bob_at_phase_1, "reset")
+    assert bob_rows(bob_at_phase_1) == 5
 
 
 def test_alice_cannot_drop_bobs_database(bob_at_phase_1):
@@ -124,7 +126,7 @@ def test_alice_cannot_read_bobs_users_table(bob_at_phase_1):
     assert 'permission denied to set role "bob"' in become, become
 
 
-@pytest.mark.parametrize("sql, reason", [
+@pytest.mark.parametrize(("sql", "reason"), [
     ("CREATE DATABASE lab_mallory", "permission denied to create database"),
     ("CREATE ROLE mallory LOGIN", "permission denied to create role"),
     ("ALTER ROLE alice SUPERUSER", "permission denied to alter role"),
@@ -144,7 +146,8 @@ def test_a_learner_runs_every_phase_in_their_own_database(room):
     done = as_learner(room, "alice", "goto", "4")
     assert done.returncode == 0, text_of(done)
     status = as_learner(room, "alice", "status")
-    assert "lab_alice" in status.stdout and "(installed)" in status.stdout, text_of(status)
+    assert "lab_alice" in status.stdout, text_of(status)
+    assert "(installed)" in status.stdout, text_of(status)
 
 
 def test_setup_is_idempotent_and_keeps_passwords(room):
@@ -153,7 +156,8 @@ def test_setup_is_idempotent_and_keeps_passwords(room):
     again = lab("classroom", "setup", "--users", "alice,bob,carol", **room)
     assert again.returncode == 0, text_of(again)
     after = secrets_of(room)["learners"]
-    assert {k: after[k] for k in before} == before and "carol" in after
+    assert {k: after[k] for k in before} == before
+    assert "carol" in after
     assert as_learner(room, "bob", "status").returncode == 0
     lab("classroom", "teardown", "--users", "carol", **room)
     assert "carol" not in secrets_of(room)["learners"]
@@ -165,7 +169,8 @@ def test_passwords_live_only_in_a_private_file(room):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert not path.resolve().is_relative_to(REPO)
     shown = lab("classroom", "url", "alice", **room)
-    assert shown.returncode == 0 and "lab_alice" in shown.stdout
+    assert shown.returncode == 0
+    assert "lab_alice" in shown.stdout
     assert_short_and_secret_free(shown, secrets_of(room)["learners"]["alice"])
 
 
@@ -174,10 +179,12 @@ def test_the_hub_hands_each_learner_only_their_own_url(room, monkeypatch, tmp_pa
     monkeypatch.setenv("LAB_CLASSROOM_DIR", room["LAB_CLASSROOM_DIR"])
     monkeypatch.delenv("DATABASE_URL", raising=False)
     env = hub.learner_environment("alice", tmp_path, tmp_path)
-    assert env["DATABASE_URL"] == url_of(room, "alice") and env["LAB_STUDENT"] == "alice"
+    assert env["DATABASE_URL"] == url_of(room, "alice")
+    assert env["LAB_STUDENT"] == "alice"
     text = json.dumps(env)
     bob = secrets_of(room)["learners"]["bob"]
-    assert bob not in text and quote(bob, safe="") not in text
+    assert bob not in text
+    assert quote(bob, safe="") not in text
     assert secrets_of(room)["admin_password"] not in text
 
 

@@ -1,4 +1,4 @@
-"""The lab runtime (issue 2): one way to find the database, zero-config Alembic, clear failures.
+"""Connecting to the database: one way to find the database, zero-config Alembic, clear failures.
 
 Everything runs against real PostgreSQL: the embedded server, and throwaway servers built
 from the same bundled binaries (tests/servers.py) for scram passwords over TCP and for a
@@ -20,11 +20,12 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-import servers
-from helpers import REPO, alembic, assert_short_and_secret_free, lab, run, text_of
 from labkit import database, paths, phases
-from labkit.postgres import binaries
 from labkit.errors import LabError
+from labkit.postgres import binaries
+
+import servers
+from support.helpers import REPO, alembic, assert_short_and_secret_free, lab, run, text_of
 
 HEAD = phases.REVISIONS[4]
 SECRET = "S3cr@t%pw:/x"  # what must never appear in any message
@@ -105,10 +106,12 @@ def test_cli_url_and_status_on_the_embedded_server(student_db):
         ["binaries"] if copied else [])
     if copied:
         assert fields["binaries"].startswith(f"{copied.parent}, copied from the venv")
-    assert fields["server"].startswith("PostgreSQL 18.") and "embedded" in fields["server"]
+    assert fields["server"].startswith("PostgreSQL 18.")
+    assert "embedded" in fields["server"]
     assert fields["database"] == student_db.database
     assert fields["revision"].startswith("none")
-    assert fields["pgvector"].startswith("0.8") and "not yet installed" in fields["pgvector"]
+    assert fields["pgvector"].startswith("0.8")
+    assert "not yet installed" in fields["pgvector"]
     assert fields["data folder"].split(" (")[0] == str(paths.pgdata_dir())
 
     command.upgrade(phases.config(), "head")
@@ -138,7 +141,7 @@ def test_unknown_host_name_fails_short():
         assert "Cannot reach" in assert_short_and_secret_free(done, SECRET)
 
 
-@pytest.mark.parametrize("raw, expected", [
+@pytest.mark.parametrize(("raw", "expected"), [
     (f"mysql://learner:{quote(SECRET, safe='')}@localhost/lab", "this lab needs PostgreSQL"),
     (f"sqlite:///{SECRET}.db", "this lab needs PostgreSQL"),
     (f"just {SECRET} pasted", "is not a database URL"),
@@ -150,7 +153,8 @@ def test_a_url_that_is_not_postgresql_fails_short(raw, expected):
                  alembic("upgrade", "head", DATABASE_URL=raw, LAB_STUDENT=None)):
         assert done.returncode != 0
         text = assert_short_and_secret_free(done, SECRET)
-        assert expected in text and "postgresql://user:password@host:5432/dbname" in text
+        assert expected in text
+        assert "postgresql://user:password@host:5432/dbname" in text
 
 
 def test_wrong_password_fails_short_and_changes_nothing(scram_server):
@@ -201,7 +205,8 @@ def test_reset_never_drops_a_users_table_the_lab_did_not_create(scram_server):
             done = lab(*args, DATABASE_URL=url, LAB_STUDENT=None)
             assert done.returncode != 0
             text = assert_short_and_secret_free(done, scram_server.password)
-            assert "did not create" in text and "LAB_STUDENT" in text
+            assert "did not create" in text
+            assert "LAB_STUDENT" in text
         with app.connect() as conn:
             assert conn.execute(sa.text("SELECT login FROM users ORDER BY id")).scalars().all() == [
                 "root", "ada"]
@@ -223,14 +228,16 @@ def test_an_unencoded_at_sign_in_the_password_is_refused_without_echoing_it():
     done = lab("status", DATABASE_URL="postgresql://bob:secret@ss@127.0.0.1:1/db", LAB_STUDENT=None)
     assert done.returncode != 0
     text = assert_short_and_secret_free(done, "secret@ss", "ss@127")
-    assert "URL-encoded" in text and "%40" in text
+    assert "URL-encoded" in text
+    assert "%40" in text
 
 
 def test_a_blank_database_url_means_the_embedded_server(lab_data_dir):
     """`DATABASE_URL=` (set but empty) must behave as unset, even on a fresh data folder."""
     done = lab("status", LAB_DATA_DIR=str(lab_data_dir), DATABASE_URL="", LAB_STUDENT=None)
     assert done.returncode == 0, text_of(done)
-    assert "embedded" in done.stdout and "database:    lab" in done.stdout
+    assert "embedded" in done.stdout
+    assert "database:    lab" in done.stdout
 
 
 def test_server_without_pgvector_fails_short_and_rolls_back(novector_server):
@@ -322,7 +329,8 @@ def test_in_process_commands_leave_logging_alone(student_db):
     alembic_logger = logging.getLogger("alembic")
     alembic_state = (list(alembic_logger.handlers), alembic_logger.level)
     command.upgrade(phases.config(), "head")
-    assert root.handlers == handlers and root.level == level
+    assert root.handlers == handlers
+    assert root.level == level
     assert (alembic_logger.handlers, alembic_logger.level) == alembic_state
 
 
@@ -357,7 +365,8 @@ def test_two_processes_share_one_server(lab_data_dir):
     pid_file = lab_data_dir / "pgdata" / "postmaster.pid"
     assert pid_file.read_text().splitlines()[0] == seen[0].split()[0]
     stop = lab("stop", LAB_DATA_DIR=data)
-    assert stop.returncode == 0 and "Stopped the embedded server." in stop.stdout
+    assert stop.returncode == 0
+    assert "Stopped the embedded server." in stop.stdout
     assert not pid_file.exists()
 
 
@@ -372,13 +381,14 @@ def test_one_process_can_start_stop_and_start_again_cleanly(lab_data_dir):
     done = run([sys.executable, "-c", script], LAB_DATA_DIR=str(lab_data_dir))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True"
-    assert "Traceback" not in done.stderr and "KeyError" not in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "KeyError" not in done.stderr, done.stderr
 
 
 # --------------------------------------------------------------------------- running as root
 
 def make_tree(base: Path, spec: dict[str, int]) -> None:
-    for rel, mode in spec.items():
+    for rel in spec:
         (base / rel).mkdir(parents=True, exist_ok=True)
     for rel, mode in sorted(spec.items(), key=lambda kv: -len(kv[0])):
         (base / rel).chmod(mode)
@@ -418,7 +428,8 @@ def test_a_data_dir_under_a_closed_folder(lab_data_dir):
         text = assert_short_and_secret_free(done)
         assert "Running as root, PostgreSQL runs as the OS user pgserver, which cannot reach" in text
         assert "would make these folders readable by all users" in text
-        assert str(closed) in text and "Nothing was changed" in text
+        assert str(closed) in text
+        assert "Nothing was changed" in text
         assert not (lab_data_dir / "pgdata").exists()
     else:  # PostgreSQL runs as this user: nothing needs opening, and nothing is opened
         assert done.returncode == 0, done.stderr
@@ -447,7 +458,8 @@ def test_scram_server_with_special_password_round_trip(scram_server):
     env = dict(DATABASE_URL=url, LAB_STUDENT="scram")
 
     shown = lab("url", **env)
-    assert shown.returncode == 0 and ":***@127.0.0.1:" in shown.stdout
+    assert shown.returncode == 0
+    assert ":***@127.0.0.1:" in shown.stdout
     status = lab("status", **env)
     assert status.returncode == 0, status.stderr
     assert f"DATABASE_URL, 127.0.0.1:{scram_server.port}" in status.stdout
@@ -458,7 +470,8 @@ def test_scram_server_with_special_password_round_trip(scram_server):
     for args in (["upgrade", "head"], ["check"], ["current"], ["downgrade", "base"]):
         done = alembic(*args, **env)
         assert done.returncode == 0, text_of(done)
-        assert pw not in text_of(done) and quote(pw, safe="") not in text_of(done)
+        assert pw not in text_of(done)
+        assert quote(pw, safe="") not in text_of(done)
         if args == ["upgrade", "head"]:
             assert {"users", "alembic_version"} <= server_tables(scram_server.url("lab_scram"))
             eng = sa.create_engine(scram_server.sa_url("lab_scram"))
@@ -469,7 +482,8 @@ def test_scram_server_with_special_password_round_trip(scram_server):
             eng.dispose()
     assert "users" not in server_tables(scram_server.url("lab_scram"))
     assert (REPO / "alembic.ini").read_bytes() == ini
-    assert pw.encode() not in ini and quote(pw, safe="").encode() not in ini
+    assert pw.encode() not in ini
+    assert quote(pw, safe="").encode() not in ini
 
 
 def test_lab_error_renders_without_traceback_in_a_notebook():
