@@ -34,12 +34,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 
-import psutil
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
@@ -47,64 +45,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from labkit import classroom, hubkit, runtime  # noqa: E402
+from sampler import Sampler  # noqa: E402  (classroom/sampler.py, next to this file)
 from labkit.errors import LabError  # noqa: E402
 
 CELL_TIMEOUT = 900
-
-
-# --------------------------------------------------------------------------- sampling
-
-def memory(proc: psutil.Process) -> int:
-    """Return a process's proportional set size: shared pages (PostgreSQL's buffers) counted once."""
-    try:
-        return proc.memory_full_info().pss
-    except (AttributeError, psutil.AccessDenied):
-        return proc.memory_info().rss
-
-
-class Sampler(threading.Thread):
-    """Sample the memory (PSS) of PostgreSQL and of the learners' processes, and keep every process's CPU time."""
-
-    def __init__(self, pg_pid: int, users: set[str], every: float = 0.5):
-        super().__init__(daemon=True)
-        self.pg_pid, self.users, self.every = pg_pid, users, every
-        self.peak_pg = self.peak_learners = self.peak_pg_processes = 0
-        self.cpu: dict[tuple[str, int], float] = {}
-        self.done = threading.Event()
-
-    def _measure(self, kind: str, procs) -> int:
-        """Return the memory of ``procs`` summed, and record each one's CPU time under ``kind``."""
-        total = 0
-        for proc in procs:
-            try:
-                total += memory(proc)
-                t = proc.cpu_times()
-                self.cpu[(kind, proc.pid)] = t.user + t.system
-            except psutil.Error:
-                pass
-        return total
-
-    def _sample(self) -> None:
-        try:
-            pg = psutil.Process(self.pg_pid)
-            pg_procs = [pg, *pg.children(recursive=True)]
-        except psutil.Error:
-            pg_procs = []
-        pg_rss = self._measure("postgres", pg_procs)
-        learners_rss = self._measure("learners", [
-            proc for proc in psutil.process_iter(["username"])
-            if proc.info["username"] in self.users])
-        self.peak_pg = max(self.peak_pg, pg_rss)
-        self.peak_pg_processes = max(self.peak_pg_processes, len(pg_procs))
-        self.peak_learners = max(self.peak_learners, learners_rss)
-
-    def run(self) -> None:
-        while not self.done.is_set():
-            self._sample()
-            self.done.wait(self.every)
-
-    def cpu_seconds(self, kind: str) -> float:
-        return sum(v for (k, _), v in self.cpu.items() if k == kind)
 
 
 # --------------------------------------------------------------------------- the hub
@@ -277,10 +221,10 @@ async def room(n: int, notebooks: list[Path], state: Path) -> dict:
                 await hub.api("DELETE", f"/users/{name}/server")
             except RuntimeError:
                 pass
-        sampler._sample()
+        sampler.sample()
     finally:
         if sampler:
-            sampler.done.set()
+            sampler.stop()
         if hub:
             hub.stop()
         remove_os_users(names)
