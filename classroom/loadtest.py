@@ -30,7 +30,6 @@ import json
 import os
 import secrets
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from labkit import classroom, hubkit, runtime  # noqa: E402
+import loadreport  # noqa: E402  (classroom/loadreport.py, next to this file)
 from sampler import Sampler  # noqa: E402  (classroom/sampler.py, next to this file)
 from labkit.errors import LabError  # noqa: E402
 
@@ -232,60 +232,10 @@ async def room(n: int, notebooks: list[Path], state: Path) -> dict:
             classroom.teardown(names)
         finally:
             classroom.stop_server()
-    totals = [r["total_seconds"] for r in learners if ok(r)]
-    return {
-        "learners": n,
-        "notebooks": [p.name for p in notebooks],
-        "completed": sum(ok(r) for r in learners),
-        "median_seconds": round(statistics.median(totals), 1) if totals else None,
-        "p95_seconds": round(percentile(totals, 95), 1) if totals else None,
-        "room_seconds": round(room_seconds, 1),
-        "setup_seconds": round(setup_seconds, 1),
-        "peak_postgres_mib": round(sampler.peak_pg / 2**20),
-        "peak_learners_mib": round(sampler.peak_learners / 2**20),
-        "peak_postgres_processes": sampler.peak_pg_processes,  # backends + about 6 of its own
-        "cpu_seconds_postgres": round(sampler.cpu_seconds("postgres"), 1),
-        "cpu_seconds_learners": round(sampler.cpu_seconds("learners"), 1),
-        "cpu_seconds_per_learner": round((sampler.cpu_seconds("postgres")
-                                          + sampler.cpu_seconds("learners")) / n, 1),
-        "load_average_before": load_before,
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "cpus": os.cpu_count(),
-        "per_learner": learners,
-    }
-
-
-def ok(r: dict) -> bool:
-    return r["failure"] is None and all(not nb["errors"] and not nb["stderr"] for nb in r["notebooks"])
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Return the p-th percentile by linear interpolation (numpy's default)."""
-    s = sorted(values)
-    k = (len(s) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def table(result: dict) -> str:
-    names = [p.removesuffix(".ipynb")[:14] for p in result["notebooks"]]
-    head = f"{'learner':<14}{'spawn s':>8}" + "".join(f"{n[:2]:>7}" for n in names) + f"{'total s':>9}  problems"
-    lines = [head]
-    for r in result["per_learner"]:
-        times = "".join(f"{nb['seconds']:>7.1f}" for nb in r["notebooks"])
-        times += " " * 7 * (len(names) - len(r["notebooks"]))
-        problems = r["failure"] or "; ".join(e for nb in r["notebooks"] for e in nb["errors"] + nb["stderr"])
-        spawn = f"{r['spawn_seconds']:>8.1f}" if r["spawn_seconds"] is not None else f"{'-':>8}"
-        lines.append(f"{r['name']:<14}{spawn}{times}{r['total_seconds']:>9.1f}  {problems[:120] or 'none'}")
-    lines.append(
-        f"\n{result['completed']}/{result['learners']} learners completed all {len(names)} notebooks "
-        f"with no error output. Per learner: median {result['median_seconds']} s, p95 {result['p95_seconds']} s.\n"
-        f"Peak memory (PSS): PostgreSQL {result['peak_postgres_mib']} MiB, learners' servers and kernels "
-        f"{result['peak_learners_mib']} MiB; PostgreSQL processes {result['peak_postgres_processes']}. CPU seconds: PostgreSQL {result['cpu_seconds_postgres']}, "
-        f"learners {result['cpu_seconds_learners']} ({result['cpu_seconds_per_learner']} per learner).\n"
-        f"Load average before {result['load_average_before']}, after {result['load_average_after']} "
-        f"on {result['cpus']} CPUs.")
-    return "\n".join(lines)
+    return loadreport.summary(
+        learners, [p.name for p in notebooks], sampler, room_seconds=room_seconds,
+        setup_seconds=setup_seconds, load_before=load_before,
+        load_after=[round(x, 2) for x in os.getloadavg()], cpus=os.cpu_count())
 
 
 def prerequisites() -> str | None:
@@ -330,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copy(keep, runtime.data_root() / f"classroom-loadtest-{n}-hub.log") \
                 if runtime.data_root().exists() else None
         shutil.rmtree(state, ignore_errors=True)
-    print(table(result))
+    print(loadreport.table(result))
     out = args.json or runtime.data_root() / f"classroom-loadtest-{n}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
