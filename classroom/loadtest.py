@@ -34,70 +34,19 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from tornado.websocket import websocket_connect
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from labkit import classroom, hubkit, runtime  # noqa: E402
+from hubclient import Hub  # noqa: E402  (classroom/hubclient.py, next to this file)
 import loadreport  # noqa: E402  (classroom/loadreport.py, next to this file)
 from sampler import Sampler  # noqa: E402  (classroom/sampler.py, next to this file)
 from labkit.errors import LabError  # noqa: E402
 
 CELL_TIMEOUT = 900
-
-
-# --------------------------------------------------------------------------- the hub
-
-class Hub:
-    """A JupyterHub subprocess with a service token, and its REST API."""
-
-    def __init__(self, state: Path, env: dict[str, str]):
-        self.port = hubkit.free_port()
-        self.token = secrets.token_hex(32)
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(state / "hub.log", "w")
-        env = dict(env, CLASSROOM_PORT=str(self.port), CLASSROOM_API_TOKEN=self.token,
-                   CLASSROOM_PASSWORD=secrets.token_urlsafe(12), CLASSROOM_STATE=str(state / "hub"))
-        cmd = [str(Path(sys.executable).parent / "jupyterhub"), "-f",
-               str(REPO / "classroom" / "jupyterhub_config.py")]
-        self.proc = subprocess.Popen(cmd, cwd=state, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.http = AsyncHTTPClient(max_clients=200)
-
-    async def api(self, method: str, path: str, body=None, base: str = "/hub/api", timeout: float = 600):
-        req = HTTPRequest(self.url + base + path, method=method, request_timeout=timeout,
-                          connect_timeout=timeout,  # tornado's 20 s default is too short for a full room
-                          headers={"Authorization": f"token {self.token}"},
-                          body=None if body is None else json.dumps(body),
-                          allow_nonstandard_methods=True)
-        resp = await self.http.fetch(req, raise_error=False)
-        if resp.code >= 400:
-            raise RuntimeError(f"{method} {path}: HTTP {resp.code} {resp.body[:300]!r}")
-        return json.loads(resp.body) if resp.body else None
-
-    async def wait_up(self, timeout: float = 120) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the hub exited ({self.proc.returncode}); see {self.log.name}")
-            try:
-                await self.api("GET", "/")
-                return
-            except (RuntimeError, OSError, HTTPClientError):
-                await asyncio.sleep(0.5)
-        raise RuntimeError(f"the hub did not answer within {timeout:.0f} s; see {self.log.name}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
 
 # --------------------------------------------------------------------------- a learner
@@ -112,50 +61,16 @@ def cells_of(path: Path) -> list[tuple[str, bool]]:
 
 async def run_notebook(hub: Hub, name: str, path: Path) -> dict:
     """Run one notebook's cells in a new kernel of the learner's server; return time and problems."""
-    base = f"/user/{name}/api"
     start = time.monotonic()
-    kernel = await hub.api("POST", "/kernels", {"name": "python3", "path": "notebooks"}, base=base)
-    ws_url = (hub.url.replace("http", "ws", 1) + f"{base}/kernels/{kernel['id']}/channels"
-              f"?session_id={uuid.uuid4().hex}")
-    ws = await websocket_connect(HTTPRequest(ws_url, headers={"Authorization": f"token {hub.token}"},
-                                             connect_timeout=600, request_timeout=600),
-                                 max_message_size=256 * 1024 * 1024)
     errors, stderr = [], []
-    try:
+    async with hub.kernel(name) as kernel:
         for index, (source, expected) in enumerate(cells_of(path)):
-            msg_id = uuid.uuid4().hex
-            ws.write_message(json.dumps({
-                "channel": "shell", "buffers": [], "metadata": {}, "parent_header": {},
-                "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": name,
-                           "session": uuid.uuid4().hex, "version": "5.3"},
-                "content": {"code": source, "silent": False, "store_history": True,
-                            "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}}))
-            replied = idle = False
-            raised = False
-            while not (replied and idle):
-                raw = await asyncio.wait_for(ws.read_message(), CELL_TIMEOUT)
-                if raw is None:
-                    raise RuntimeError("the kernel's websocket closed")
-                msg = json.loads(raw)
-                if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                    continue
-                kind, content = msg["msg_type"], msg["content"]
-                if kind == "execute_reply":
-                    replied = True
-                    raised = raised or content.get("status") == "error"
-                elif kind == "status" and content.get("execution_state") == "idle":
-                    idle = True
-                elif kind == "error":
-                    raised = True
-                    if not expected:
-                        errors.append(f"cell {index}: {content['ename']}: {content['evalue']}"[:500])
-                elif kind == "stream" and content.get("name") == "stderr":
-                    stderr.append(f"cell {index}: {content['text'].strip()}"[:500])
-            if expected and not raised:
+            done = await kernel.execute(source, CELL_TIMEOUT)
+            if not expected:
+                errors += [f"cell {index}: {e}"[:500] for e in done.errors]
+            elif not done.raised:
                 errors.append(f"cell {index}: expected an exception, none was raised")
-    finally:
-        ws.close()
-        await hub.api("DELETE", f"/kernels/{kernel['id']}", base=base)
+            stderr += [f"cell {index}: {text}"[:500] for text in done.stderr]
     return {"notebook": path.name, "seconds": round(time.monotonic() - start, 2),
             "errors": errors, "stderr": stderr}
 
@@ -165,15 +80,7 @@ async def run_learner(hub: Hub, name: str, notebooks: list[Path]) -> dict:
     result = {"name": name, "spawn_seconds": None, "notebooks": [], "failure": None}
     start = time.monotonic()
     try:
-        await hub.api("POST", f"/users/{name}/server")
-        while True:
-            user = await hub.api("GET", f"/users/{name}")
-            server = user.get("servers", {}).get("")
-            if server and server.get("ready"):
-                break
-            if not server or not server.get("pending"):
-                raise RuntimeError("the server stopped while starting (see the hub log)")
-            await asyncio.sleep(0.5)
+        await hub.start_server(name)
         result["spawn_seconds"] = round(time.monotonic() - start, 2)
         for path in notebooks:
             result["notebooks"].append(await run_notebook(hub, name, path))
@@ -208,19 +115,19 @@ async def room(n: int, notebooks: list[Path], state: Path) -> dict:
         setup_seconds = time.monotonic() - t0
         sampler = Sampler(classroom.server_pid(), set(names))
         sampler.start()
-        hub = Hub(state, env)
+        port, token = hubkit.free_port(), secrets.token_hex(32)
+        hub_env = dict(env, CLASSROOM_PORT=str(port), CLASSROOM_API_TOKEN=token,
+                       CLASSROOM_PASSWORD=secrets.token_urlsafe(12), CLASSROOM_STATE=str(state / "hub"))
+        hub = Hub.start([str(Path(sys.executable).parent / "jupyterhub"), "-f",
+                         str(REPO / "classroom" / "jupyterhub_config.py")],
+                        hub_env, state, state / "hub.log", port, token)
         await hub.wait_up()
-        existing = {u["name"] for u in await hub.api("GET", "/users")}  # allowed_users adds them
-        if set(names) - existing:
-            await hub.api("POST", "/users", {"usernames": sorted(set(names) - existing)})
+        await hub.add_users(names)
         room_start = time.monotonic()
         learners = await asyncio.gather(*(run_learner(hub, name, notebooks) for name in names))
         room_seconds = time.monotonic() - room_start
         for name in names:
-            try:
-                await hub.api("DELETE", f"/users/{name}/server")
-            except RuntimeError:
-                pass
+            await hub.stop_server(name)
         sampler.sample()
     finally:
         if sampler:
