@@ -19,6 +19,12 @@ configurable-http-proxy installed (npm install -g configurable-http-proxy). It:
    seconds, with psutil; prints a table and writes JSON;
 6. stops everything and removes the OS users, roles, databases and folders it made.
 
+Its parts: sampler.py (memory and CPU), hubclient.py (the hub's REST API and a kernel's
+websocket), loadreport.py (the summary and the table); this file is the orchestration. Every
+setting travels in one ``Settings``; the room's PostgreSQL is driven through the lab's own
+command line (``python -m lab_helpers classroom ...``) with the room's environment, so this
+process never changes its own ``os.environ``.
+
 It exits 0 only when every learner ran every notebook with no error and no stderr output.
 """
 
@@ -34,19 +40,43 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from labkit import classroom, hubkit, runtime  # noqa: E402
-from hubclient import Hub  # noqa: E402  (classroom/hubclient.py, next to this file)
-import loadreport  # noqa: E402  (classroom/loadreport.py, next to this file)
-from sampler import Sampler  # noqa: E402  (classroom/sampler.py, next to this file)
-from labkit.errors import LabError  # noqa: E402
+# The classroom folder's own modules, found next to this file.
+import loadreport
+from hubclient import Hub
+from sampler import Sampler
 
-CELL_TIMEOUT = 900
+from labkit import hubkit, runtime
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one run needs, handed to each part explicitly."""
+
+    learners: int
+    notebooks: tuple[Path, ...]
+    state: Path  # a fresh folder for this run: the room's PostgreSQL, the hub's state and log
+    env: dict[str, str]  # for the lab's command line and the hub: no learner's DATABASE_URL
+    python: Path = Path(sys.executable)
+    hub_config: Path = REPO / "classroom" / "jupyterhub_config.py"
+    cell_timeout: float = 900
+    sample_every: float = 0.5
+
+    @classmethod
+    def for_room(cls, learners: int, state: Path, environ: dict[str, str]) -> Settings:
+        """Return the settings for ``learners`` running every numbered notebook, in ``state``."""
+        env = {k: v for k, v in environ.items() if k not in ("DATABASE_URL", "LAB_STUDENT")}
+        env["LAB_CLASSROOM_DIR"] = str(state / "room")
+        return cls(learners, tuple(sorted((REPO / "notebooks").glob("[0-9]*.ipynb"))), state, env)
+
+    @property
+    def classroom_dir(self) -> Path:
+        return Path(self.env["LAB_CLASSROOM_DIR"])
 
 
 # --------------------------------------------------------------------------- a learner
@@ -59,13 +89,13 @@ def cells_of(path: Path) -> list[tuple[str, bool]]:
             for c in nb["cells"] if c["cell_type"] == "code"]
 
 
-async def run_notebook(hub: Hub, name: str, path: Path) -> dict:
+async def run_notebook(hub: Hub, name: str, path: Path, settings: Settings) -> dict:
     """Run one notebook's cells in a new kernel of the learner's server; return time and problems."""
     start = time.monotonic()
     errors, stderr = [], []
     async with hub.kernel(name) as kernel:
         for index, (source, expected) in enumerate(cells_of(path)):
-            done = await kernel.execute(source, CELL_TIMEOUT)
+            done = await kernel.execute(source, settings.cell_timeout)
             if not expected:
                 errors += [f"cell {index}: {e}"[:500] for e in done.errors]
             elif not done.raised:
@@ -75,15 +105,15 @@ async def run_notebook(hub: Hub, name: str, path: Path) -> dict:
             "errors": errors, "stderr": stderr}
 
 
-async def run_learner(hub: Hub, name: str, notebooks: list[Path]) -> dict:
+async def run_learner(hub: Hub, name: str, settings: Settings) -> dict:
     """Start a learner's server, run every notebook in it, and return the timings and problems."""
     result = {"name": name, "spawn_seconds": None, "notebooks": [], "failure": None}
     start = time.monotonic()
     try:
         await hub.start_server(name)
         result["spawn_seconds"] = round(time.monotonic() - start, 2)
-        for path in notebooks:
-            result["notebooks"].append(await run_notebook(hub, name, path))
+        for path in settings.notebooks:
+            result["notebooks"].append(await run_notebook(hub, name, path, settings))
     except Exception as exc:  # recorded per learner; the room goes on
         result["failure"] = f"{type(exc).__name__}: {exc}"[:500]
     result["total_seconds"] = round(time.monotonic() - start, 2)
@@ -93,38 +123,55 @@ async def run_learner(hub: Hub, name: str, notebooks: list[Path]) -> dict:
 # --------------------------------------------------------------------------- the room
 
 def remove_os_users(names: list[str]) -> None:
+    """Kill each OS user's processes (only theirs) and remove the user with their home."""
     for name in names:
-        subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)  # only that user's processes
+        subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
         subprocess.run(["userdel", "--remove", name], capture_output=True)
 
 
-async def room(n: int, notebooks: list[Path], state: Path) -> dict:
+def lab(settings: Settings, *args: str) -> None:
+    """Run ``python -m lab_helpers classroom ARGS`` in the room's environment; raise with its message."""
+    done = subprocess.run([str(settings.python), "-m", "lab_helpers", "classroom", *args], cwd=REPO,
+                          env=settings.env, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError((done.stderr or done.stdout).strip().removeprefix("error: "))
+
+
+def postmaster_pid(settings: Settings) -> int | None:
+    """Return the room's postmaster pid: the first line of PostgreSQL's postmaster.pid."""
+    try:
+        return int((settings.classroom_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def start_hub(settings: Settings) -> Hub:
+    """Start JupyterHub with the classroom's configuration and a fresh service token."""
+    port, token = hubkit.free_port(), secrets.token_hex(32)
+    env = dict(settings.env, CLASSROOM_PORT=str(port), CLASSROOM_API_TOKEN=token,
+               CLASSROOM_PASSWORD=secrets.token_urlsafe(12), CLASSROOM_STATE=str(settings.state / "hub"))
+    command = [str(settings.python.parent / "jupyterhub"), "-f", str(settings.hub_config)]
+    return Hub.start(command, env, settings.state, settings.state / "hub.log", port, token)
+
+
+async def room(settings: Settings) -> dict:
     """Run the room; return the JSON-ready results."""
+    load_before = [round(x, 2) for x in os.getloadavg()]
     prefix = "de11" + secrets.token_hex(2) + "_"
-    names = [f"{prefix}{i:02d}" for i in range(1, n + 1)]
-    env = dict(os.environ, LAB_CLASSROOM_DIR=str(state / "room"))
-    env.pop("DATABASE_URL", None)
-    env.pop("LAB_STUDENT", None)
-    os.environ.update(LAB_CLASSROOM_DIR=env["LAB_CLASSROOM_DIR"])
-    os.environ.pop("DATABASE_URL", None)
+    names = [f"{prefix}{i:02d}" for i in range(1, settings.learners + 1)]
     t0 = time.monotonic()
-    classroom.start_server()
+    lab(settings, "server", "start")
     hub = sampler = None
     try:
-        classroom.setup(names)
+        lab(settings, "setup", "--users", ",".join(names))
         setup_seconds = time.monotonic() - t0
-        sampler = Sampler(classroom.server_pid(), set(names))
+        sampler = Sampler(postmaster_pid(settings), set(names), settings.sample_every)
         sampler.start()
-        port, token = hubkit.free_port(), secrets.token_hex(32)
-        hub_env = dict(env, CLASSROOM_PORT=str(port), CLASSROOM_API_TOKEN=token,
-                       CLASSROOM_PASSWORD=secrets.token_urlsafe(12), CLASSROOM_STATE=str(state / "hub"))
-        hub = Hub.start([str(Path(sys.executable).parent / "jupyterhub"), "-f",
-                         str(REPO / "classroom" / "jupyterhub_config.py")],
-                        hub_env, state, state / "hub.log", port, token)
+        hub = start_hub(settings)
         await hub.wait_up()
         await hub.add_users(names)
         room_start = time.monotonic()
-        learners = await asyncio.gather(*(run_learner(hub, name, notebooks) for name in names))
+        learners = await asyncio.gather(*(run_learner(hub, name, settings) for name in names))
         room_seconds = time.monotonic() - room_start
         for name in names:
             await hub.stop_server(name)
@@ -136,11 +183,11 @@ async def room(n: int, notebooks: list[Path], state: Path) -> dict:
             hub.stop()
         remove_os_users(names)
         try:
-            classroom.teardown(names)
+            lab(settings, "teardown", "--users", ",".join(names))
         finally:
-            classroom.stop_server()
+            lab(settings, "server", "stop")
     return loadreport.summary(
-        learners, [p.name for p in notebooks], sampler, room_seconds=room_seconds,
+        learners, [p.name for p in settings.notebooks], sampler, room_seconds=room_seconds,
         setup_seconds=setup_seconds, load_before=load_before,
         load_after=[round(x, 2) for x in os.getloadavg()], cpus=os.cpu_count())
 
@@ -158,9 +205,6 @@ def prerequisites() -> str | None:
     return None
 
 
-load_before: list[float] = []
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--learners", type=int, default=3, help="room size N (default 3)")
@@ -172,20 +216,17 @@ def main(argv: list[str] | None = None) -> int:
     if why:
         print(f"error: {why}", file=sys.stderr)
         return 2
-    notebooks = sorted((REPO / "notebooks").glob("[0-9]*.ipynb"))
-    load_before[:] = [round(x, 2) for x in os.getloadavg()]
     state = Path(tempfile.mkdtemp(prefix="de11-room", dir="/tmp"))
     state.chmod(0o755)
     try:
-        result = asyncio.run(room(n, notebooks, state))
-    except (LabError, RuntimeError) as exc:
+        result = asyncio.run(room(Settings.for_room(n, state, dict(os.environ))))
+    except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
         keep = state / "hub.log"
-        if keep.exists():
-            shutil.copy(keep, runtime.data_root() / f"classroom-loadtest-{n}-hub.log") \
-                if runtime.data_root().exists() else None
+        if keep.exists() and runtime.data_root().exists():
+            shutil.copy(keep, runtime.data_root() / f"classroom-loadtest-{n}-hub.log")
         shutil.rmtree(state, ignore_errors=True)
     print(loadreport.table(result))
     out = args.json or runtime.data_root() / f"classroom-loadtest-{n}.json"
