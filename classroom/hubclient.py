@@ -4,14 +4,14 @@ The kernel's websocket is a small client of our own (``Kernel``), on tornado's w
 and jupyter_client's ``Session``, which builds the protocol messages. Why not a ready client:
 
 - jupyter_client (8.10 here) talks to kernels over ZeroMQ only; it has no websocket channel.
-- jupyter_server's ``gateway.managers.GatewayKernelClient`` is a websocket ``KernelClient``,
+- jupyter_server's (2.21) ``gateway.managers.GatewayKernelClient`` is a websocket ``KernelClient``,
   but it is configured through the ``GatewayClient`` singleton (one global URL and endpoint
   for the process, not one per learner), opens its socket with websocket-client without an
   ``Authorization`` header (the hub's token), runs a thread per kernel, and its
   ``ChannelQueue`` waits for a message by polling with ``asyncio.sleep(0)``: a busy loop per
   learner on the very CPUs the load test measures.
-- jupyter-kernel-client (Datalayer) is not installed, is synchronous, and would be a new
-  dependency for one loop of ``execute_request``.
+- jupyter-kernel-client (Datalayer) is not installed, its documented API is synchronous (a
+  thread per learner), and it would be a new dependency for one loop of ``execute_request``.
 
 What ``Kernel.execute`` relies on is the Jupyter Server websocket's JSON form of the
 messaging protocol: one JSON text frame per message with a ``channel`` key, as JupyterLab
