@@ -110,7 +110,7 @@ class BenchDatabase:
     def __exit__(self, *exc):
         import sqlalchemy as sa
 
-        from labkit import database
+        from labkit import database, paths
         self.engine.dispose()
         server = database.engine(self.url.set(database="postgres"))
         with server.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

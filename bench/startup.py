@@ -134,5 +134,6 @@ def table(res: dict) -> str:
              "",
              f"Embedded cold / bare cold: **{s['cold_ratio']:.2f}x** (server), "
              f"{s['cold_ratio_lab_db']:.2f}x (until the `lab` database answers). "
-             f"Importing `labkit.database` + SQLAlchemy first: {s['import_labkit_database']:.2f} s (not counted above)."]
+             f"Importing `labkit.database` + SQLAlchemy first: {s['import_labkit_database']:.2f} s "
+             "(not counted above)."]
     return "\n".join(lines)

@@ -6,7 +6,7 @@
 Run as root from the repository root, in the lab's virtual environment, with
 configurable-http-proxy installed (npm install -g configurable-http-proxy). It:
 
-1. starts the classroom PostgreSQL (labkit/classroom/server.py) in a fresh folder under /tmp, and
+1. starts the classroom PostgreSQL (labkit/classroom/) in a fresh folder under /tmp, and
    creates N learners (role, fenced database lab_<name>, password in a mode-600 file);
 2. starts JupyterHub with classroom/jupyterhub_config.py and a service token, and creates the
    N hub users through the Hub REST API;
@@ -19,6 +19,12 @@ configurable-http-proxy installed (npm install -g configurable-http-proxy). It:
    seconds, with psutil; prints a table and writes JSON;
 6. stops everything and removes the OS users, roles, databases and folders it made.
 
+Its parts: sampler.py (memory and CPU), hubclient.py (the hub's REST API and a kernel's
+websocket), loadreport.py (the summary and the table); this file is the orchestration. Every
+setting travels in one ``Settings``; the room's PostgreSQL is driven through the lab's own
+command line (``python -m lab_helpers classroom ...``) with the room's environment, so this
+process never changes its own ``os.environ``.
+
 It exits 0 only when every learner ran every notebook with no error and no stderr output.
 """
 
@@ -30,133 +36,48 @@ import json
 import os
 import secrets
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import uuid
+from dataclasses import dataclass
 from pathlib import Path
-
-import psutil
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from tornado.websocket import websocket_connect
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from labkit import paths  # noqa: E402
-from labkit.classroom import learners as classroom_learners  # noqa: E402
-from labkit.classroom import server as classroom_server  # noqa: E402
-from labkit.postgres import cluster  # noqa: E402
-from labkit.errors import LabError  # noqa: E402
+# The classroom folder's own modules, found next to this file.
+import loadreport
+from hubclient import Hub
+from sampler import Sampler
 
-CELL_TIMEOUT = 900
-
-
-# --------------------------------------------------------------------------- sampling
-
-def memory(proc: psutil.Process) -> int:
-    """Return a process's proportional set size: shared pages (PostgreSQL's buffers) counted once."""
-    try:
-        return proc.memory_full_info().pss
-    except (AttributeError, psutil.AccessDenied):
-        return proc.memory_info().rss
+from labkit import paths
+from labkit.postgres import cluster
 
 
-class Sampler(threading.Thread):
-    """Sample the memory (PSS) of PostgreSQL and of the learners' processes, and keep every process's CPU time."""
+@dataclass(frozen=True)
+class Settings:
+    """Everything one run needs, handed to each part explicitly."""
 
-    def __init__(self, pg_pid: int, users: set[str], every: float = 0.5):
-        super().__init__(daemon=True)
-        self.pg_pid, self.users, self.every = pg_pid, users, every
-        self.peak_pg = self.peak_learners = self.peak_pg_processes = 0
-        self.cpu: dict[tuple[str, int], float] = {}
-        self.done = threading.Event()
+    learners: int
+    notebooks: tuple[Path, ...]
+    state: Path  # a fresh folder for this run: the room's PostgreSQL, the hub's state and log
+    env: dict[str, str]  # for the lab's command line and the hub: no learner's DATABASE_URL
+    python: Path = Path(sys.executable)
+    hub_config: Path = REPO / "classroom" / "jupyterhub_config.py"
+    cell_timeout: float = 900
+    sample_every: float = 0.5
 
-    def _measure(self, kind: str, procs) -> int:
-        """Return the memory of ``procs`` summed, and record each one's CPU time under ``kind``."""
-        total = 0
-        for proc in procs:
-            try:
-                total += memory(proc)
-                t = proc.cpu_times()
-                self.cpu[(kind, proc.pid)] = t.user + t.system
-            except psutil.Error:
-                pass
-        return total
+    @classmethod
+    def for_room(cls, learners: int, state: Path, environ: dict[str, str]) -> Settings:
+        """Return the settings for ``learners`` running every numbered notebook, in ``state``."""
+        env = {k: v for k, v in environ.items() if k not in ("DATABASE_URL", "LAB_STUDENT")}
+        env["LAB_CLASSROOM_DIR"] = str(state / "room")
+        return cls(learners, tuple(paths.notebooks()), state, env)
 
-    def _sample(self) -> None:
-        try:
-            pg = psutil.Process(self.pg_pid)
-            pg_procs = [pg, *pg.children(recursive=True)]
-        except psutil.Error:
-            pg_procs = []
-        pg_rss = self._measure("postgres", pg_procs)
-        learners_rss = self._measure("learners", [
-            proc for proc in psutil.process_iter(["username"])
-            if proc.info["username"] in self.users])
-        self.peak_pg = max(self.peak_pg, pg_rss)
-        self.peak_pg_processes = max(self.peak_pg_processes, len(pg_procs))
-        self.peak_learners = max(self.peak_learners, learners_rss)
-
-    def run(self) -> None:
-        while not self.done.is_set():
-            self._sample()
-            self.done.wait(self.every)
-
-    def cpu_seconds(self, kind: str) -> float:
-        return sum(v for (k, _), v in self.cpu.items() if k == kind)
-
-
-# --------------------------------------------------------------------------- the hub
-
-class Hub:
-    """A JupyterHub subprocess with a service token, and its REST API."""
-
-    def __init__(self, state: Path, env: dict[str, str]):
-        self.port = cluster.free_port()
-        self.token = secrets.token_hex(32)
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(state / "hub.log", "w")
-        env = dict(env, CLASSROOM_PORT=str(self.port), CLASSROOM_API_TOKEN=self.token,
-                   CLASSROOM_PASSWORD=secrets.token_urlsafe(12), CLASSROOM_STATE=str(state / "hub"))
-        cmd = [str(Path(sys.executable).parent / "jupyterhub"), "-f",
-               str(REPO / "classroom" / "jupyterhub_config.py")]
-        self.proc = subprocess.Popen(cmd, cwd=state, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.http = AsyncHTTPClient(max_clients=200)
-
-    async def api(self, method: str, path: str, body=None, base: str = "/hub/api", timeout: float = 600):
-        req = HTTPRequest(self.url + base + path, method=method, request_timeout=timeout,
-                          connect_timeout=timeout,  # tornado's 20 s default is too short for a full room
-                          headers={"Authorization": f"token {self.token}"},
-                          body=None if body is None else json.dumps(body),
-                          allow_nonstandard_methods=True)
-        resp = await self.http.fetch(req, raise_error=False)
-        if resp.code >= 400:
-            raise RuntimeError(f"{method} {path}: HTTP {resp.code} {resp.body[:300]!r}")
-        return json.loads(resp.body) if resp.body else None
-
-    async def wait_up(self, timeout: float = 120) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the hub exited ({self.proc.returncode}); see {self.log.name}")
-            try:
-                await self.api("GET", "/")
-                return
-            except (RuntimeError, OSError, HTTPClientError):
-                await asyncio.sleep(0.5)
-        raise RuntimeError(f"the hub did not answer within {timeout:.0f} s; see {self.log.name}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+    @property
+    def classroom_dir(self) -> Path:
+        return Path(self.env["LAB_CLASSROOM_DIR"])
 
 
 # --------------------------------------------------------------------------- a learner
@@ -169,73 +90,31 @@ def cells_of(path: Path) -> list[tuple[str, bool]]:
             for c in nb["cells"] if c["cell_type"] == "code"]
 
 
-async def run_notebook(hub: Hub, name: str, path: Path) -> dict:
+async def run_notebook(hub: Hub, name: str, path: Path, settings: Settings) -> dict:
     """Run one notebook's cells in a new kernel of the learner's server; return time and problems."""
-    base = f"/user/{name}/api"
     start = time.monotonic()
-    kernel = await hub.api("POST", "/kernels", {"name": "python3", "path": "notebooks"}, base=base)
-    ws_url = (hub.url.replace("http", "ws", 1) + f"{base}/kernels/{kernel['id']}/channels"
-              f"?session_id={uuid.uuid4().hex}")
-    ws = await websocket_connect(HTTPRequest(ws_url, headers={"Authorization": f"token {hub.token}"},
-                                             connect_timeout=600, request_timeout=600),
-                                 max_message_size=256 * 1024 * 1024)
     errors, stderr = [], []
-    try:
+    async with hub.kernel(name) as kernel:
         for index, (source, expected) in enumerate(cells_of(path)):
-            msg_id = uuid.uuid4().hex
-            ws.write_message(json.dumps({
-                "channel": "shell", "buffers": [], "metadata": {}, "parent_header": {},
-                "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": name,
-                           "session": uuid.uuid4().hex, "version": "5.3"},
-                "content": {"code": source, "silent": False, "store_history": True,
-                            "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}}))
-            replied = idle = False
-            raised = False
-            while not (replied and idle):
-                raw = await asyncio.wait_for(ws.read_message(), CELL_TIMEOUT)
-                if raw is None:
-                    raise RuntimeError("the kernel's websocket closed")
-                msg = json.loads(raw)
-                if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                    continue
-                kind, content = msg["msg_type"], msg["content"]
-                if kind == "execute_reply":
-                    replied = True
-                    raised = raised or content.get("status") == "error"
-                elif kind == "status" and content.get("execution_state") == "idle":
-                    idle = True
-                elif kind == "error":
-                    raised = True
-                    if not expected:
-                        errors.append(f"cell {index}: {content['ename']}: {content['evalue']}"[:500])
-                elif kind == "stream" and content.get("name") == "stderr":
-                    stderr.append(f"cell {index}: {content['text'].strip()}"[:500])
-            if expected and not raised:
+            done = await kernel.execute(source, settings.cell_timeout)
+            if not expected:
+                errors += [f"cell {index}: {e}"[:500] for e in done.errors]
+            elif not done.raised:
                 errors.append(f"cell {index}: expected an exception, none was raised")
-    finally:
-        ws.close()
-        await hub.api("DELETE", f"/kernels/{kernel['id']}", base=base)
+            stderr += [f"cell {index}: {text}"[:500] for text in done.stderr]
     return {"notebook": path.name, "seconds": round(time.monotonic() - start, 2),
             "errors": errors, "stderr": stderr}
 
 
-async def run_learner(hub: Hub, name: str, notebooks: list[Path]) -> dict:
+async def run_learner(hub: Hub, name: str, settings: Settings) -> dict:
     """Start a learner's server, run every notebook in it, and return the timings and problems."""
     result = {"name": name, "spawn_seconds": None, "notebooks": [], "failure": None}
     start = time.monotonic()
     try:
-        await hub.api("POST", f"/users/{name}/server")
-        while True:
-            user = await hub.api("GET", f"/users/{name}")
-            server = user.get("servers", {}).get("")
-            if server and server.get("ready"):
-                break
-            if not server or not server.get("pending"):
-                raise RuntimeError("the server stopped while starting (see the hub log)")
-            await asyncio.sleep(0.5)
+        await hub.start_server(name)
         result["spawn_seconds"] = round(time.monotonic() - start, 2)
-        for path in notebooks:
-            result["notebooks"].append(await run_notebook(hub, name, path))
+        for path in settings.notebooks:
+            result["notebooks"].append(await run_notebook(hub, name, path, settings))
     except Exception as exc:  # recorded per learner; the room goes on
         result["failure"] = f"{type(exc).__name__}: {exc}"[:500]
     result["total_seconds"] = round(time.monotonic() - start, 2)
@@ -245,106 +124,73 @@ async def run_learner(hub: Hub, name: str, notebooks: list[Path]) -> dict:
 # --------------------------------------------------------------------------- the room
 
 def remove_os_users(names: list[str]) -> None:
+    """Kill each OS user's processes (only theirs) and remove the user with their home."""
     for name in names:
-        subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)  # only that user's processes
+        subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
         subprocess.run(["userdel", "--remove", name], capture_output=True)
 
 
-async def room(n: int, notebooks: list[Path], state: Path) -> dict:
+def lab(settings: Settings, *args: str) -> None:
+    """Run ``python -m lab_helpers classroom ARGS`` in the room's environment; raise with its message."""
+    done = subprocess.run([str(settings.python), "-m", "lab_helpers", "classroom", *args], cwd=REPO,
+                          env=settings.env, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError((done.stderr or done.stdout).strip().removeprefix("error: "))
+
+
+def postmaster_pid(settings: Settings) -> int | None:
+    """Return the room's postmaster pid: the first line of PostgreSQL's postmaster.pid."""
+    try:
+        return int((settings.classroom_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def start_hub(settings: Settings) -> Hub:
+    """Start JupyterHub with the classroom's configuration and a fresh service token."""
+    port, token = cluster.free_port(), secrets.token_hex(32)
+    env = dict(settings.env, CLASSROOM_PORT=str(port), CLASSROOM_API_TOKEN=token,
+               CLASSROOM_PASSWORD=secrets.token_urlsafe(12), CLASSROOM_STATE=str(settings.state / "hub"))
+    command = [str(settings.python.parent / "jupyterhub"), "-f", str(settings.hub_config)]
+    return Hub.start(command, env, settings.state, settings.state / "hub.log", port, token)
+
+
+async def room(settings: Settings) -> dict:
     """Run the room; return the JSON-ready results."""
+    load_before = [round(x, 2) for x in os.getloadavg()]
     prefix = "de11" + secrets.token_hex(2) + "_"
-    names = [f"{prefix}{i:02d}" for i in range(1, n + 1)]
-    env = dict(os.environ, LAB_CLASSROOM_DIR=str(state / "room"))
-    env.pop("DATABASE_URL", None)
-    env.pop("LAB_STUDENT", None)
-    os.environ.update(LAB_CLASSROOM_DIR=env["LAB_CLASSROOM_DIR"])
-    os.environ.pop("DATABASE_URL", None)
+    names = [f"{prefix}{i:02d}" for i in range(1, settings.learners + 1)]
     t0 = time.monotonic()
-    classroom_server.start_server()
+    lab(settings, "server", "start")
     hub = sampler = None
     try:
-        classroom_learners.setup(names)
+        lab(settings, "setup", "--users", ",".join(names))
         setup_seconds = time.monotonic() - t0
-        sampler = Sampler(classroom_server.server_pid(), set(names))
+        sampler = Sampler(postmaster_pid(settings), set(names), settings.sample_every)
         sampler.start()
-        hub = Hub(state, env)
+        hub = start_hub(settings)
         await hub.wait_up()
-        existing = {u["name"] for u in await hub.api("GET", "/users")}  # allowed_users adds them
-        if set(names) - existing:
-            await hub.api("POST", "/users", {"usernames": sorted(set(names) - existing)})
+        await hub.add_users(names)
         room_start = time.monotonic()
-        learners = await asyncio.gather(*(run_learner(hub, name, notebooks) for name in names))
+        learners = await asyncio.gather(*(run_learner(hub, name, settings) for name in names))
         room_seconds = time.monotonic() - room_start
         for name in names:
-            try:
-                await hub.api("DELETE", f"/users/{name}/server")
-            except RuntimeError:
-                pass
-        sampler._sample()
+            await hub.stop_server(name)
+        sampler.sample()
     finally:
         if sampler:
-            sampler.done.set()
+            sampler.stop()
         if hub:
             hub.stop()
         remove_os_users(names)
         try:
-            classroom_learners.teardown(names)
+            lab(settings, "teardown", "--users", ",".join(names))
         finally:
-            classroom_server.stop_server()
-    totals = [r["total_seconds"] for r in learners if ok(r)]
-    return {
-        "learners": n,
-        "notebooks": [p.name for p in notebooks],
-        "completed": sum(ok(r) for r in learners),
-        "median_seconds": round(statistics.median(totals), 1) if totals else None,
-        "p95_seconds": round(percentile(totals, 95), 1) if totals else None,
-        "room_seconds": round(room_seconds, 1),
-        "setup_seconds": round(setup_seconds, 1),
-        "peak_postgres_mib": round(sampler.peak_pg / 2**20),
-        "peak_learners_mib": round(sampler.peak_learners / 2**20),
-        "peak_postgres_processes": sampler.peak_pg_processes,  # backends + about 6 of its own
-        "cpu_seconds_postgres": round(sampler.cpu_seconds("postgres"), 1),
-        "cpu_seconds_learners": round(sampler.cpu_seconds("learners"), 1),
-        "cpu_seconds_per_learner": round((sampler.cpu_seconds("postgres")
-                                          + sampler.cpu_seconds("learners")) / n, 1),
-        "load_average_before": load_before,
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "cpus": os.cpu_count(),
-        "per_learner": learners,
-    }
-
-
-def ok(r: dict) -> bool:
-    return r["failure"] is None and all(not nb["errors"] and not nb["stderr"] for nb in r["notebooks"])
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Return the p-th percentile by linear interpolation (numpy's default)."""
-    s = sorted(values)
-    k = (len(s) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def table(result: dict) -> str:
-    names = [p.removesuffix(".ipynb")[:14] for p in result["notebooks"]]
-    head = f"{'learner':<14}{'spawn s':>8}" + "".join(f"{n[:2]:>7}" for n in names) + f"{'total s':>9}  problems"
-    lines = [head]
-    for r in result["per_learner"]:
-        times = "".join(f"{nb['seconds']:>7.1f}" for nb in r["notebooks"])
-        times += " " * 7 * (len(names) - len(r["notebooks"]))
-        problems = r["failure"] or "; ".join(e for nb in r["notebooks"] for e in nb["errors"] + nb["stderr"])
-        spawn = f"{r['spawn_seconds']:>8.1f}" if r["spawn_seconds"] is not None else f"{'-':>8}"
-        lines.append(f"{r['name']:<14}{spawn}{times}{r['total_seconds']:>9.1f}  {problems[:120] or 'none'}")
-    lines.append(
-        f"\n{result['completed']}/{result['learners']} learners completed all {len(names)} notebooks "
-        f"with no error output. Per learner: median {result['median_seconds']} s, p95 {result['p95_seconds']} s.\n"
-        f"Peak memory (PSS): PostgreSQL {result['peak_postgres_mib']} MiB, learners' servers and kernels "
-        f"{result['peak_learners_mib']} MiB; PostgreSQL processes {result['peak_postgres_processes']}. CPU seconds: PostgreSQL {result['cpu_seconds_postgres']}, "
-        f"learners {result['cpu_seconds_learners']} ({result['cpu_seconds_per_learner']} per learner).\n"
-        f"Load average before {result['load_average_before']}, after {result['load_average_after']} "
-        f"on {result['cpus']} CPUs.")
-    return "\n".join(lines)
+            lab(settings, "server", "stop")
+    return loadreport.summary(
+        learners, [p.name for p in settings.notebooks], sampler, room_seconds=room_seconds,
+        setup_seconds=setup_seconds, load_before=load_before,
+        load_after=[round(x, 2) for x in os.getloadavg()], cpus=os.cpu_count())
 
 
 def prerequisites() -> str | None:
@@ -360,9 +206,6 @@ def prerequisites() -> str | None:
     return None
 
 
-load_before: list[float] = []
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--learners", type=int, default=3, help="room size N (default 3)")
@@ -374,22 +217,19 @@ def main(argv: list[str] | None = None) -> int:
     if why:
         print(f"error: {why}", file=sys.stderr)
         return 2
-    notebooks = sorted((REPO / "notebooks").glob("[0-9]*.ipynb"))
-    load_before[:] = [round(x, 2) for x in os.getloadavg()]
     state = Path(tempfile.mkdtemp(prefix="de11-room", dir="/tmp"))
     state.chmod(0o755)
     try:
-        result = asyncio.run(room(n, notebooks, state))
-    except (LabError, RuntimeError) as exc:
+        result = asyncio.run(room(Settings.for_room(n, state, dict(os.environ))))
+    except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
         keep = state / "hub.log"
-        if keep.exists():
-            shutil.copy(keep, paths.data_root() / f"classroom-loadtest-{n}-hub.log") \
-                if paths.data_root().exists() else None
+        if keep.exists() and paths.data_root().exists():
+            shutil.copy(keep, paths.data_root() / f"classroom-loadtest-{n}-hub.log")
         shutil.rmtree(state, ignore_errors=True)
-    print(table(result))
+    print(loadreport.table(result))
     out = args.json or paths.data_root() / f"classroom-loadtest-{n}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")

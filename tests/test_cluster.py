@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import psycopg2
+
 from support.helpers import lab, text_of
 
 

@@ -8,6 +8,7 @@ import subprocess
 import venv
 
 import pytest
+
 from support.helpers import REPO
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from labkit.postgres.cluster import free_port
+
 from support.helpers import REPO, run, text_of
 from support.prerequisites import skip_or_fail
-
-from labkit.postgres.cluster import free_port
 
 sys.path.insert(0, str(REPO / "classroom"))
 import loadtest

@@ -78,8 +78,8 @@ def test_the_project_schema_is_emptied_on_every_call_and_only_if_the_lab_made_it
     import sqlalchemy as sa
 
     from labkit import database
-    from labkit.notebook import project
     from labkit.errors import LabError
+    from labkit.notebook import project
 
     url = project.project_database_url("my_project")
     eng = sa.create_engine(url)
