@@ -41,7 +41,7 @@ def scram_server():
     Its superuser's password is full of URL special characters, the case that breaks
     configparser and naive URL handling. Stopped and deleted at the end of the session.
     """
-    import servers
+    from support import servers
 
     server = servers.start_server(password="p@ss%w:rd/ 1", tcp=True)
     yield server
@@ -51,7 +51,7 @@ def scram_server():
 @pytest.fixture(scope="session")
 def novector_server():
     """A PostgreSQL 18 built from a copy of the bundled binaries without pgvector."""
-    import servers
+    from support import servers
 
     server = servers.start_server(with_vector=False)
     yield server

@@ -1,7 +1,7 @@
 """Connecting to the database: one way to find the database, zero-config Alembic, clear failures.
 
 Everything runs against real PostgreSQL: the embedded server, and throwaway servers built
-from the same bundled binaries (tests/servers.py) for scram passwords over TCP and for a
+from the same bundled binaries (tests/support/servers.py) for scram passwords over TCP and for a
 server without pgvector. Command-line tests run ``python -m lab_helpers`` and ``alembic``
 from the repository root in subprocesses, exactly as a learner types them.
 """
@@ -24,7 +24,7 @@ from labkit import database, paths, phases
 from labkit.errors import LabError
 from labkit.postgres import binaries
 
-import servers
+from support import servers
 from support.helpers import REPO, alembic, assert_short_and_secret_free, lab, run, text_of
 
 HEAD = phases.REVISIONS[4]

@@ -11,7 +11,7 @@ import pytest
 
 from labkit import doctor
 
-import servers
+from support import servers
 from support.helpers import lab, text_of
 from support.prerequisites import skip_or_fail
 

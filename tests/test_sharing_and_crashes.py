@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from labkit import phases
 from labkit.postgres import binaries
 
-import servers
+from support import servers
 from support.helpers import REPO, alembic, assert_short_and_secret_free, lab, text_of
 from support.prerequisites import skip_or_fail
 

@@ -25,9 +25,9 @@ import pytest
 from labkit import paths
 
 from lab_paths import REPO, SCREENSHOTS, notebook_sources
-from servers import free_port
 from support.helpers import drop_database, lab, text_of
 from support.prerequisites import skip_or_fail
+from support.servers import free_port
 
 # Where a Chromium-family browser usually lives; LAB_E2E_CHROMIUM overrides the search.
 BROWSER_CANDIDATES = [
