@@ -83,11 +83,14 @@ def locks(steps: list[Step]) -> pd.DataFrame:
 
 
 def catalogue(steps: dict[str, Step]) -> pd.DataFrame:
-    """Return every measured step grouped by operation, dangerous ways first: the catalogue."""
+    """Return every measured step grouped by operation, dangerous ways first: the catalogue.
+
+    The operation and the kind of way are the index, so each operation names its rows once.
+    """
     kept = [s for s in steps.values() if s.operation != "nothing"]
     order = list(dict.fromkeys(s.operation for s in kept))
     kept.sort(key=lambda s: (order.index(s.operation), s.safe))
-    return table(kept)
+    return table(kept).set_index(["operation", ""])
 
 
 def verdict(dangerous: Step, *safe: Step) -> str:
