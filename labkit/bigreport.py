@@ -122,7 +122,7 @@ def plot_waits(dangerous: Step, safe: list[Step]):
     ax.set_yticks(list(y), labels)
     ax.invert_yaxis()
     ax.set_xlabel("longest wait of one statement (s)")
-    ax.set_title(f"{dangerous.operation}: what the application waited")
+    ax.set_title(f"{dangerous.operation}: how long the application waited")
     ax.legend(loc="lower right")
     fig.tight_layout()
     plt.close(fig)  # shown once, as the cell's result, not again by the inline backend

@@ -133,11 +133,11 @@ class _Observer(threading.Thread):
         """Return the lock on the main table held longest in [start, end], and the strongest if another."""
         spans: dict[str, float] = {}
         marks = [(t, m) for t, m in self.timeline if start <= t <= end] + [(end, None)]
-        for (t, mode), (later, _) in itertools.pairwise(marks):
-            if mode:
-                spans[mode] = spans.get(mode, 0.0) + max(later - t, SAMPLE / 10)
-        longest = max(spans, key=spans.get) if spans else None
+        for (t, mode), (later, after) in itertools.pairwise(marks):
+            if mode and mode == after:  # held from one look to the next: a lock seen once was a moment
+                spans[mode] = spans.get(mode, 0.0) + later - t
         peak = strongest(self.modes.get(self.main, ()))
+        longest = max(spans, key=spans.get) if spans else peak
         if longest == peak:
             return lock_name(peak)
         return f"{lock_name(longest)}; {lock_name(peak)} briefly"
