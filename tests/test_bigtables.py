@@ -1,4 +1,4 @@
-"""Notebook 7's measuring harness (labkit.bigtables), against the real PostgreSQL.
+"""Notebook 7's measuring harness (labkit.notebook.bigtables), against the real PostgreSQL.
 
 The notebook's catalogue is only as true as the harness: these tests check that it reads the
 lock a statement really takes, tells a rewrite from a catalog change, sees a writer wait when
@@ -9,7 +9,7 @@ it was. A table of 50,000 rows keeps them quick; the locks are the same as on a 
 import pytest
 import sqlalchemy as sa
 
-from labkit import bigreport, bigtables, lessons
+from labkit.notebook import bigreport, bigtables, project
 
 ROWS = 50_000
 
@@ -17,7 +17,7 @@ ROWS = 50_000
 @pytest.fixture
 def engine(student_db):
     """An engine on a fresh schema big_tables holding accounts(id, score) with ROWS rows."""
-    eng = sa.create_engine(lessons.project_database_url("big_tables"))
+    eng = sa.create_engine(project.project_database_url("big_tables"))
     with eng.begin() as conn:
         conn.execute(sa.text("CREATE TABLE accounts (id integer PRIMARY KEY, score integer NOT NULL)"))
         conn.execute(sa.text("INSERT INTO accounts SELECT g, g % 1000 FROM generate_series(1, :n) g"),

@@ -18,7 +18,7 @@ import pandas as pd
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 
-from . import phases, runtime
+from .. import database, paths, phases
 
 # PostgreSQL's table lock modes, weakest first (pg_locks spells them this way).
 LOCK_MODES = ("AccessShareLock", "RowShareLock", "RowExclusiveLock", "ShareUpdateExclusiveLock",
@@ -138,8 +138,8 @@ def show_sql(migrate: Callable[[Operations], object]) -> None:
 
 def project_folder(name: str) -> Path:
     """Return an empty folder ``name`` in the git-ignored workspace, made anew on every call."""
-    url = runtime.resolve_url()
-    folder = phases.WORKSPACE / (url.database or "default") / name
+    url = database.resolve_url()
+    folder = paths.workspace() / (url.database or "default") / name
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     return folder

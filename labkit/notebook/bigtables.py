@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import random
 import threading
 import time
@@ -24,16 +23,10 @@ import sqlalchemy as sa
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 
-from . import bigreport
+from .. import settings
 from .bigreport import Step, lock_name, strongest
 
-# What notebook 7 calls besides measure, in one place (they live in labkit/bigreport.py).
-catalogue, forget_bytecode, locks = bigreport.catalogue, bigreport.forget_bytecode, bigreport.locks
-plot_waits, project_folder, show_sql = bigreport.plot_waits, bigreport.project_folder, bigreport.show_sql
-table, verdict = bigreport.table, bigreport.verdict
-
-# The size knob: the classroom load test sets it lower, so 30 learners do not write 30 GB.
-ROWS_SETTING = "LAB_BIG_ROWS"
+# The size knob, LAB_BIG_ROWS (labkit/settings.py): the classroom load test sets it lower.
 DEFAULT_ROWS = 1_000_000
 MIN_ROWS = 10_000
 
@@ -45,8 +38,8 @@ SAMPLE = 0.01  # between the observer's looks at pg_locks (each commit also gets
 
 
 def big_rows() -> int:
-    """Return how many rows notebook 7's big table gets: LAB_BIG_ROWS, or 1,000,000."""
-    raw = os.environ.get(ROWS_SETTING, "").replace("_", "").strip()
+    """Return how many rows notebook 7's big table gets: LAB_BIG_ROWS (at least MIN_ROWS), or 1,000,000."""
+    raw = (settings.big_rows() or "").replace("_", "")
     return max(MIN_ROWS, int(raw)) if raw.isdigit() else DEFAULT_ROWS
 
 
