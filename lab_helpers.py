@@ -45,6 +45,20 @@ _EXPORTS = {
     "flat_vs_linear_verdict": ("labkit.notebook.zero_downtime", "flat_vs_linear_verdict"),
     # Notebook 5: the only thing the lab hands to your own project is a database URL.
     "project_database_url": ("labkit.notebook.project", "project_database_url"),
+    # Notebook 7: a migration measured next to a reader and a writer (labkit/notebook/bigtables.py),
+    # and what was measured as tables, verdicts and a plot (labkit/notebook/bigreport.py).
+    "big_rows": ("labkit.notebook.bigtables", "big_rows"),
+    "measure": ("labkit.notebook.bigtables", "measure"),
+    "cancel_when": ("labkit.notebook.bigtables", "cancel_when"),
+    "OBSERVER_SQL": ("labkit.notebook.bigtables", "OBSERVER_SQL"),
+    "waits_table": ("labkit.notebook.bigreport", "table"),
+    "locks_table": ("labkit.notebook.bigreport", "locks"),
+    "catalogue": ("labkit.notebook.bigreport", "catalogue"),
+    "wait_verdict": ("labkit.notebook.bigreport", "verdict"),
+    "plot_waits": ("labkit.notebook.bigreport", "plot_waits"),
+    "show_sql": ("labkit.notebook.bigreport", "show_sql"),
+    "project_folder": ("labkit.notebook.bigreport", "project_folder"),
+    "forget_bytecode": ("labkit.notebook.bigreport", "forget_bytecode"),
     # The database, its phases and its sample data.
     "url": ("labkit.database", "resolve_url"),
     "engine": ("labkit.database", "checked_engine"),

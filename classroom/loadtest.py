@@ -54,6 +54,8 @@ from sampler import Sampler
 from labkit import paths
 from labkit.postgres import cluster
 
+# Notebook 7's table per learner (LAB_BIG_ROWS): a room of million-row tables would measure the disk.
+BIG_ROWS = "20000"
 
 @dataclass(frozen=True)
 class Settings:
@@ -73,6 +75,7 @@ class Settings:
         """Return the settings for ``learners`` running every numbered notebook, in ``state``."""
         env = {k: v for k, v in environ.items() if k not in ("DATABASE_URL", "LAB_STUDENT")}
         env["LAB_CLASSROOM_DIR"] = str(state / "room")
+        env.setdefault("LAB_BIG_ROWS", BIG_ROWS)  # the hub passes it on to every learner (notebook 7)
         return cls(learners, tuple(paths.notebooks()), state, env)
 
     @property

@@ -25,6 +25,7 @@ from pygments.lexer import inherit
 from pygments.lexers.sql import PostgresLexer
 from pygments.token import Keyword
 
+import catalogue_page
 import site_notebooks
 
 # --------------------------------------------------------------------------- publisher settings
@@ -123,12 +124,15 @@ def add_launch_bar(app, pagename, templatename, context, doctree):
 
 
 def prepare_sources(app, config):
-    """Copy the notebooks in, and put mermaid.js among the static files (once downloaded).
+    """Copy the notebooks in, write the catalogue's table, and put mermaid.js among the static files.
 
     The numbered notebooks are copied into docs/notebooks/ (git-ignored, rewritten on every
     build), so that a page's path in the site is its path in the repository.
     """
     site_notebooks.copy_notebooks(REPO / "notebooks", DOCS / "notebooks")
+    # big-table-catalogue.md includes this: notebook 7's measured table, from its saved output.
+    catalogue_page.write(REPO / "notebooks" / "07_big_tables_without_downtime.ipynb",
+                         DOCS / "_build" / "generated" / "big-table-catalogue.md")
     try:
         mermaid = site_notebooks.fetch_mermaid(MERMAID_VERSION, MERMAID_INTEGRITY, DOCS / "_build" / "vendor")
     except site_notebooks.DownloadError as exc:

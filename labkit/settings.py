@@ -52,3 +52,8 @@ def lock_timeout() -> str:
 def per_notebook() -> bool:
     """Return whether LAB_PER_NOTEBOOK asks each notebook to work in a database of its own."""
     return _get(PER_NOTEBOOK).lower() in ("1", "true", "yes", "on")
+
+
+def big_rows() -> str | None:
+    """Return LAB_BIG_ROWS (how many rows notebook 7's big table gets), or None when unset."""
+    return _get("LAB_BIG_ROWS") or None

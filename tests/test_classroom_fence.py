@@ -188,6 +188,16 @@ def test_the_hub_hands_each_learner_only_their_own_url(room, monkeypatch, tmp_pa
     assert secrets_of(room)["admin_password"] not in text
 
 
+def test_the_hub_passes_on_the_rooms_big_table_size(room, monkeypatch, tmp_path):
+    """LAB_BIG_ROWS in the hub's environment reaches each learner: notebook 7's table size for the room."""
+    monkeypatch.setenv("LAB_CLASSROOM_DIR", room["LAB_CLASSROOM_DIR"])
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("LAB_BIG_ROWS", "20000")
+    assert hub.learner_environment("alice", tmp_path, tmp_path)["LAB_BIG_ROWS"] == "20000"
+    monkeypatch.delenv("LAB_BIG_ROWS")
+    assert "LAB_BIG_ROWS" not in hub.learner_environment("alice", tmp_path, tmp_path)
+
+
 def test_bad_learner_names_are_refused_in_a_few_lines(room):
     """Names become roles, databases and OS users: only the lab's safe pattern is accepted."""
     done = lab("classroom", "setup", "--users", 'alice,x"; drop role bob; --', **room)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .. import settings
 from ..errors import LabError
 from ..paths import closed_folders, notebooks
 from . import learners
@@ -72,8 +73,12 @@ def lay_notebooks(stage: Path, entry: pwd.struct_passwd) -> Path:
 
 
 def learner_environment(name: str, stage: Path, home: Path) -> dict[str, str]:
-    """Return the environment a learner's server gets: only their own DATABASE_URL."""
-    return {
+    """Return the environment a learner's server gets: only their own DATABASE_URL.
+
+    LAB_BIG_ROWS, when the hub has it, is passed on: the size of notebook 7's big table for
+    the whole room (the load test sets it lower).
+    """
+    env = {
         "DATABASE_URL": learners.learner_url(name),
         "LAB_STUDENT": name,  # the lab then owns lab_<name> and may reset it freely
         "LAB_DATA_DIR": str(home / ".lab"),
@@ -82,6 +87,9 @@ def learner_environment(name: str, stage: Path, home: Path) -> dict[str, str]:
         "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
         "PYTHONDONTWRITEBYTECODE": "1",
     }
+    if settings.big_rows():
+        env["LAB_BIG_ROWS"] = settings.big_rows()
+    return env
 
 
 def pre_spawn_hook(repo: Path, stage: Path):

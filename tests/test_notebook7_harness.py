@@ -1,0 +1,119 @@
+"""Notebook 7's measuring harness (labkit.notebook.bigtables), against the real PostgreSQL.
+
+The notebook's catalogue is only as true as the harness: these tests check that it reads the
+lock a statement really takes, tells a rewrite from a catalog change, sees a writer wait when
+the lock blocks writes (and not when it does not), and that a rehearsal leaves the table as
+it was. A table of 50,000 rows keeps them quick; the locks are the same as on a million.
+"""
+
+import pytest
+import sqlalchemy as sa
+
+from labkit.notebook import bigreport, bigtables, project
+
+ROWS = 50_000
+
+
+@pytest.fixture
+def engine(student_db):
+    """An engine on a fresh schema big_tables holding accounts(id, score) with ROWS rows."""
+    eng = sa.create_engine(project.project_database_url("big_tables"))
+    with eng.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE accounts (id integer PRIMARY KEY, score integer NOT NULL)"))
+        conn.execute(sa.text("INSERT INTO accounts SELECT g, g % 1000 FROM generate_series(1, :n) g"),
+                     {"n": ROWS})
+    yield eng
+    eng.dispose()
+
+
+def test_a_volatile_default_is_seen_rewriting_under_access_exclusive(engine):
+    """The observer reads ACCESS EXCLUSIVE from pg_locks, and the new relfilenode shows the rewrite."""
+    step = bigtables.measure(engine, "add", "volatile", lambda op: op.add_column(
+        "accounts", sa.Column("at", sa.DateTime, server_default=sa.text("clock_timestamp()"))))
+    assert step.lock == "ACCESS EXCLUSIVE"
+    assert step.rewrote
+    with engine.connect() as conn:  # a rehearsal: rolled back
+        assert "at" not in [c["name"] for c in sa.inspect(conn).get_columns("accounts")]
+
+
+def test_a_constant_default_does_not_rewrite(engine):
+    """PostgreSQL 11+ keeps a constant default in the catalog: same file, no rewrite."""
+    step = bigtables.measure(engine, "add", "constant", lambda op: op.add_column(
+        "accounts", sa.Column("plan", sa.Text, server_default="free")))
+    assert step.lock == "ACCESS EXCLUSIVE"
+    assert not step.rewrote
+
+
+def test_create_index_blocks_the_writer_and_concurrently_does_not(engine):
+    """SHARE makes the writer wait on a lock; SHARE UPDATE EXCLUSIVE (CONCURRENTLY) does not."""
+    plain = bigtables.measure(engine, "index", "plain", lambda op: op.create_index(
+        "ix_score", "accounts", ["score"]), behind=0.0)
+    assert plain.lock == "SHARE"
+
+    def concurrently(op):
+        with op.get_context().autocommit_block():
+            op.create_index("ix_score", "accounts", ["score"], postgresql_concurrently=True)
+
+    safe = bigtables.measure(engine, "index", "concurrently", concurrently, keep=True, safe=True,
+                             undo=lambda op: op.drop_index("ix_score"))
+    assert safe.lock == "SHARE UPDATE EXCLUSIVE"
+    assert "reader" not in safe.blocked
+    assert "writer" not in safe.blocked
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT to_regclass('ix_score')")) is None  # undone
+
+
+def test_a_lock_queued_behind_a_report_makes_reader_and_writer_wait(engine):
+    """behind=: the ALTER waits for the report, and the application waits behind the ALTER."""
+    step = bigtables.measure(engine, "rename", "plain", lambda op: op.alter_column(
+        "accounts", "score", new_column_name="points"), behind=0.5)
+    assert {"reader", "writer"} <= set(step.blocked)
+    assert step.reader_waited >= 0.3
+    assert step.writer_waited >= 0.3
+
+
+def test_cancel_when_stops_a_running_update(engine):
+    """cancel_when cancels the migration's UPDATE once the watched row has its value."""
+    def backfill(op):
+        op.add_column("accounts", sa.Column("level", sa.Text))
+        op.get_bind().commit()
+        with bigtables.cancel_when(engine, row=1):
+            op.execute("UPDATE accounts SET level = 'x' WHERE id = 1")
+            op.get_bind().commit()
+            op.execute("UPDATE accounts SET level = 'x' WHERE pg_sleep(0.0001) IS NOT NULL")
+
+    with pytest.raises(sa.exc.OperationalError, match="canceling statement"):
+        bigtables.measure(engine, "backfill", "stopped", backfill, keep=True)
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(level) FROM accounts")) == 1
+
+
+def test_big_rows_reads_the_knob(monkeypatch):
+    """LAB_BIG_ROWS sets the size (never below the floor); unset or garbage means a million."""
+    monkeypatch.delenv("LAB_BIG_ROWS", raising=False)
+    assert bigtables.big_rows() == 1_000_000
+    monkeypatch.setenv("LAB_BIG_ROWS", "200_000")
+    assert bigtables.big_rows() == 200_000
+    monkeypatch.setenv("LAB_BIG_ROWS", "5")
+    assert bigtables.big_rows() == bigtables.MIN_ROWS
+    monkeypatch.setenv("LAB_BIG_ROWS", "lots")
+    assert bigtables.big_rows() == 1_000_000
+
+
+def test_the_verdict_is_a_fixed_sentence_or_says_noisy():
+    """Clear waits give the fixed sentence; a safe step that waited as long gives 'too noisy'."""
+    bad = bigreport.Step("x", "plain", seconds=2.0, reader_waited=1.9, writer_waited=2.0,
+                         blocked=["reader", "writer"])
+    good = bigreport.Step("x", "safe", safe=True, seconds=2.5, reader_waited=0.02, writer_waited=0.03)
+    assert bigreport.verdict(bad, good) == (
+        "plain: the reader and the writer waited on its lock about as long as the step ran. "
+        "The safe way: no wait even a quarter as long.")
+    slow = bigreport.Step("x", "safe", safe=True, seconds=2.5, reader_waited=1.5, writer_waited=1.5)
+    assert "too noisy" in bigreport.verdict(bad, slow)
+
+
+def test_lock_names_read_like_the_documentation():
+    """pg_locks' CamelCase modes become the SQL spelling; the strongest of several wins."""
+    assert bigreport.lock_name("ShareUpdateExclusiveLock") == "SHARE UPDATE EXCLUSIVE"
+    assert bigreport.strongest(["RowExclusiveLock", "AccessShareLock"]) == "RowExclusiveLock"
+    assert bigreport.lock_name(None) == "none seen"
