@@ -21,11 +21,11 @@ DOCS = Path(__file__).resolve().parent
 REPO = DOCS.parent
 sys.path.insert(0, str(DOCS / "_ext"))
 
+import catalogue_page
 from pygments.lexer import inherit
 from pygments.lexers.sql import PostgresLexer
 from pygments.token import Keyword
 
-import catalogue_page
 import site_notebooks
 
 # --------------------------------------------------------------------------- publisher settings
