@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from .errors import LabError
+from ..errors import LabError
 
 
 @dataclass(frozen=True)
@@ -108,19 +108,3 @@ def room_line(conn: sa.Connection, learners: int, limits: Limits) -> str:
                  " lower --connection-limit or raise max_connections")
     return line
 
-
-FLAGS = {"connection_limit": "--connection-limit", "statement_timeout": "--statement-timeout",
-         "idle_in_transaction_session_timeout": "--idle-in-transaction-timeout",
-         "temp_file_limit": "--temp-file-limit"}
-
-
-def add_arguments(parser) -> None:
-    """Add setup's limit flags; each defaults to the value kept from the last setup, else the documented one."""
-    for field in fields(Limits):
-        parser.add_argument(FLAGS[field.name], dest=field.name, type=int if field.type in (int, "int") else str,
-                            help=f"per learner (first setup: {field.default}; later: the kept value)")
-
-
-def given(args) -> dict:
-    """Return the limits named on the command line (None for those left out)."""
-    return {name: getattr(args, name, None) for name in FLAGS}

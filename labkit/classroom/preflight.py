@@ -21,7 +21,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from .errors import LabError
+from ..errors import LabError
 
 PROBE_USER = "nobody"
 FIX = ("Nothing was started. Make the venv from a Python every user can run, such as /usr/bin/python3\n"

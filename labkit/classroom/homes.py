@@ -16,7 +16,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from .errors import LabError
+from ..errors import LabError
 
 CLOSED = 0o700
 
