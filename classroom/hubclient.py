@@ -83,6 +83,15 @@ class Kernel:
         return result
 
 
+def hub_message(body: bytes) -> str | None:
+    """Return the "message" of a JupyterHub REST error (its own reason), or None when it has none."""
+    try:
+        message = json.loads(body).get("message")
+    except (ValueError, AttributeError):
+        return None
+    return message if message and message not in ("Internal Server Error", "Unknown Error") else None
+
+
 class Hub:
     """A JupyterHub subprocess with a service token, and its REST API."""
 
@@ -105,8 +114,17 @@ class Hub:
                           body=None if body is None else json.dumps(body), allow_nonstandard_methods=True)
         resp = await self.http.fetch(req, raise_error=False)
         if resp.code >= 400:
-            raise RuntimeError(f"{method} {path}: HTTP {resp.code} {resp.body[:300]!r}")
+            raise RuntimeError(f"{method} {path}: {hub_message(resp.body) or f'HTTP {resp.code}'}")
         return json.loads(resp.body) if resp.body else None
+
+    async def spawn_failure(self, name: str) -> str | None:
+        """Return the hub's own reason why a learner's server failed to start (its progress events), or None."""
+        req = HTTPRequest(f"{self.url}/hub/api/users/{name}/server/progress", request_timeout=30,
+                          headers={"Authorization": f"token {self.token}"})
+        resp = await self.http.fetch(req, raise_error=False)
+        events = [json.loads(line[5:]) for line in (resp.body or b"").decode().splitlines()
+                  if line.startswith("data:")]
+        return next((e.get("message") for e in reversed(events) if e.get("failed")), None)
 
     async def wait_up(self, timeout: float = 120) -> None:
         """Return once the hub answers; raise if it exits or stays silent for ``timeout`` seconds."""
@@ -129,14 +147,17 @@ class Hub:
 
     async def start_server(self, name: str) -> None:
         """Ask for a learner's server and return once it is ready."""
-        await self.api("POST", f"/users/{name}/server")
+        try:
+            await self.api("POST", f"/users/{name}/server")
+        except RuntimeError as exc:  # the hub's JSON message, else the reason in its progress events
+            raise RuntimeError(await self.spawn_failure(name) or str(exc)) from None
         while True:
             user = await self.api("GET", f"/users/{name}")
             server = user.get("servers", {}).get("")
             if server and server.get("ready"):
                 return
             if not server or not server.get("pending"):
-                raise RuntimeError("the server stopped while starting (see the hub log)")
+                raise RuntimeError(await self.spawn_failure(name) or "the server stopped while starting")
             await asyncio.sleep(0.5)
 
     async def stop_server(self, name: str) -> None:

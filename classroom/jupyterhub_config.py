@@ -4,11 +4,12 @@ Run it as root from the repository root, after the shared server and the learner
 
     python -m lab_helpers classroom server start
     python -m lab_helpers classroom setup --users alice,bob,carol
-    CLASSROOM_PASSWORD=... jupyterhub -f classroom/jupyterhub_config.py
+    CLASSROOM_PASSWORD=... python -m lab_helpers classroom hub   # checks, then jupyterhub -f this file
 
 What it does (see docs/classroom.md):
 - binds to 127.0.0.1:$CLASSROOM_PORT (default 8800) behind configurable-http-proxy (npm);
-- logs learners in with one shared workshop password ($CLASSROOM_PASSWORD, DummyAuthenticator):
+- logs learners in with one shared workshop password ($CLASSROOM_PASSWORD, SharedPasswordAuthenticator;
+  $CLASSROOM_ADMIN_PASSWORD, 32+ characters, logs in the admins, $CLASSROOM_ADMINS or instructor):
   only the names set up with ``classroom setup`` may log in. This protects nothing from a
   learner who knows the password and another learner's name; see the warning in the guide;
 - runs each learner's JupyterLab as an OS user of the same name (LocalProcessSpawner),
@@ -54,9 +55,18 @@ c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
 c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret_file = str(state / "cookie_secret")
 
-c.JupyterHub.authenticator_class = "dummy"
-c.DummyAuthenticator.password = password
+c.JupyterHub.authenticator_class = "shared-password"
+c.SharedPasswordAuthenticator.user_password = password  # learners only: it never opens an admin name
 c.Authenticator.allowed_users = set(learners)
+admin_password = os.environ.get("CLASSROOM_ADMIN_PASSWORD", "")
+if admin_password:
+    admins = {n.strip() for n in os.environ.get("CLASSROOM_ADMINS", "instructor").split(",") if n.strip()}
+    if admins & set(learners) or len(admin_password) < 32 or admin_password == password:
+        sys.exit("CLASSROOM_ADMIN_PASSWORD needs 32 characters or more, unlike the workshop password, and\n"
+                 "CLASSROOM_ADMINS (default: instructor) must name no learner.")
+    c.SharedPasswordAuthenticator.admin_password = admin_password
+    c.Authenticator.admin_users = admins
+    c.JupyterHub.default_url = hub.landing  # admins land on the admin page, learners in their lab
 
 c.JupyterHub.spawner_class = "localprocess"
 c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]

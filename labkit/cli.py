@@ -110,8 +110,21 @@ def classroom_learners(args) -> int:
     from .classroom import learners
 
     names = learners.learner_names(args.users, args.count, args.prefix)
-    for line in (learners.setup if args.room_command == "setup" else learners.teardown)(names):
+    if args.room_command == "setup":
+        done = learners.setup(names, {dest: getattr(args, dest) for _, dest, _, _ in LIMIT_FLAGS})
+    else:
+        done = learners.teardown(names)
+    for line in done:
         print(line)
+    return 0
+
+
+def classroom_hub(args) -> int:
+    """Check that learners can run this venv's Python, then become JupyterHub with the classroom's config."""
+    from .classroom import preflight
+    from .paths import REPO
+
+    preflight.start_hub(REPO / "classroom" / "jupyterhub_config.py")
     return 0
 
 
@@ -150,6 +163,13 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+# setup's per-learner limits: flag, Limits field, type, first default (labkit/classroom/limits.py)
+LIMIT_FLAGS = (("--connection-limit", "connection_limit", int, "12"),
+               ("--statement-timeout", "statement_timeout", str, "2min"),
+               ("--idle-in-transaction-timeout", "idle_in_transaction_session_timeout", str, "10min"),
+               ("--temp-file-limit", "temp_file_limit", str, "256MB"))
+
+
 def _classroom_parser(sub) -> None:
     room = sub.add_parser("classroom", help="a shared server and fenced databases for a room")
     cmds = room.add_subparsers(dest="room_command", required=True)
@@ -165,6 +185,11 @@ def _classroom_parser(sub) -> None:
         who.add_argument("--count", type=int, help="N learners named <prefix>01..N")
         p.add_argument("--prefix", default="learner", help="name prefix for --count")
         p.set_defaults(run=classroom_learners)
+        for flag, dest, kind, first in LIMIT_FLAGS if verb == "setup" else ():
+            p.add_argument(flag, dest=dest, type=kind, metavar="VALUE",
+                           help=f"per learner (first setup: {first}; later: the value kept)")
+    cmds.add_parser("hub", help="check that learners can run this venv, then start JupyterHub").set_defaults(
+        run=classroom_hub)
     url_parser = cmds.add_parser("url", help="print a learner's DATABASE_URL, password hidden")
     url_parser.add_argument("name")
     url_parser.set_defaults(run=classroom_url)

@@ -43,6 +43,25 @@ def known_problem(exc: BaseException, url: sa.URL) -> LabError | None:
         return LabError(f"User {user!r} may not connect to the database {db!r} on {server}: {first}",
                         "On a shared server each learner may use only their own database: "
                         "check the name in DATABASE_URL.")
+    if "too many connections for role" in text:
+        return LabError(f"User {user!r} holds as many connections as one learner may on {server}"
+                        " (its CONNECTION LIMIT).",
+                        "Shut down the kernels of notebooks you are not using, and make one engine per\n"
+                        "notebook, not one per loop; then run the cell again.")
+    if "canceling statement due to statement timeout" in text:
+        return LabError(f"A statement ran longer than statement_timeout allows on {server} and was cancelled.",
+                        "Look for a query that never ends (a join without its condition, a loop, pg_sleep),\n"
+                        "fix it, and run the cell again; nothing of that transaction was kept.")
+    if "idle-in-transaction timeout" in text or ("server closed the connection unexpectedly" in text
+                                                 and url.host):  # over TCP: not the embedded server
+        return LabError(f"The server at {server} closed this connection (a transaction left idle past\n"
+                        "idle_in_transaction_session_timeout ends so; anything uncommitted was rolled back).",
+                        "Commit or roll back when a cell is done (with engine.begin() as conn: ...), "
+                        "then run it again.")
+    if "temporary file size exceeds temp_file_limit" in text:
+        return LabError(f"A query needed more temporary disk on {server} than temp_file_limit allows: {first}",
+                        "It was cancelled. Usually a join lacks its condition or a sort holds far more rows\n"
+                        "than the lesson uses: check the query, then run it again.")
     if "No space left on device" in text or "could not extend file" in text:
         place = f"the data folder {paths.data_root()}" if embedded else f"the server {server}"
         return LabError(f"The disk holding {place} is full: {first}",

@@ -73,7 +73,7 @@ def test_the_guide_has_its_steps():
     """The test below runs these blocks; an edit that loses the markers must not pass silently."""
     steps = guide_steps()
     assert len(steps) >= 4
-    assert any("jupyterhub -f" in s for s in steps)
+    assert any("classroom hub" in s for s in steps)
 
 
 @pytest.mark.root
@@ -97,7 +97,7 @@ def test_the_guides_steps_bring_up_a_hub_where_three_learners_log_in(hub_prerequ
     script = re.sub(r"\b(alice|bob|carol)\b", lambda m: f"de11g{run_id}_{m.group(1)}", script)
     script = script.replace("/srv/classroom", str(folder))
     script = script.replace("CLASSROOM_PORT=8800", f"CLASSROOM_PORT={port}")
-    hub_line = re.search(r"^jupyterhub -f .*$", script, flags=re.M).group(0)
+    hub_line = re.search(r"^python -m lab_helpers classroom hub.*$", script, flags=re.M).group(0)
     script = script.replace(hub_line, f"{hub_line} > {folder}/hub.log 2>&1 &\necho $! > {folder}/hub.pid")
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     env.pop("DATABASE_URL", None)
@@ -126,6 +126,16 @@ def test_the_guides_steps_bring_up_a_hub_where_three_learners_log_in(hub_prerequ
                             data={"username": names[0], "password": "not-the-password",
                                   "_xsrf": wrong.cookies.get("_xsrf")})
         assert "/user/" not in denied.url
+        admin_password = re.search(r"instructor's password: (\S+)", done.stdout).group(1)
+        admin, landed = login(base, "instructor", admin_password)
+        assert landed.ok, landed.url
+        assert landed.url.endswith("/hub/admin"), landed.url
+        assert "/hub/login" in login(base, "instructor", password)[1].url  # the workshop password opens no admin
+        assert "/hub/login" in login(base, names[0], admin_password)[1].url  # nor the admin password a learner
+        failed = admin.post(f"{base}/hub/api/users/instructor/server", timeout=60,
+                            headers={"X-XSRFToken": admin.cookies.get("_xsrf")})
+        assert failed.status_code == 500, failed.text  # the hub's own reason, not only the status:
+        assert "No classroom database for 'instructor'" in failed.json()["message"], failed.text
     finally:
         pid_file = folder / "hub.pid"
         if pid_file.exists():
@@ -141,6 +151,16 @@ def test_the_guides_steps_bring_up_a_hub_where_three_learners_log_in(hub_prerequ
         shutil.rmtree(folder, ignore_errors=True)
     assert stopped.returncode == 0, text_of(stopped)
     assert "Stopped the classroom server." in stopped.stdout, text_of(stopped)
+
+
+def login(base: str, name: str, password: str):
+    """Log in through the hub's login page; return the session and the last response (where it landed)."""
+    import requests
+
+    s = requests.Session()
+    s.get(f"{base}/hub/login", timeout=30)
+    return s, s.post(f"{base}/hub/login?next=", timeout=300,
+                     data={"username": name, "password": password, "_xsrf": s.cookies.get("_xsrf")})
 
 
 def ok_page(session, url):

@@ -8,14 +8,13 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 from .. import settings
 from ..errors import LabError
 from ..paths import closed_folders, notebooks
-from . import learners
+from . import homes, learners, preflight
 
 LAB_FILES = ["lab_helpers.py", "labkit", "migrations", "alembic.ini", "notebooks"]
 HOME_FOLDER = "database-evolution"
@@ -42,16 +41,6 @@ def stage_lab(repo: Path, stage: Path) -> Path:
     return stage
 
 
-def ensure_os_user(name: str) -> pwd.struct_passwd:
-    """Return the OS user ``name``, creating it with a home folder (and no password) if missing."""
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", name], check=True,
-                       capture_output=True)
-        return pwd.getpwnam(name)
-
-
 def lay_notebooks(stage: Path, entry: pwd.struct_passwd) -> Path:
     """Lay out ~/database-evolution like the repository, once; return it.
 
@@ -60,7 +49,9 @@ def lay_notebooks(stage: Path, entry: pwd.struct_passwd) -> Path:
     notebooks expect them (``../migrations``).
     """
     home = Path(entry.pw_dir) / HOME_FOLDER
-    if not home.exists():
+    if home.exists():
+        homes.close(home, entry)
+    else:
         (home / "notebooks").mkdir(parents=True)
         for nb in notebooks(stage / "notebooks"):
             shutil.copy(nb, home / "notebooks" / nb.name)
@@ -69,7 +60,13 @@ def lay_notebooks(stage: Path, entry: pwd.struct_passwd) -> Path:
                 (home / name).symlink_to(stage / name)
         for path in [home, *home.rglob("*")]:
             os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+        home.chmod(homes.CLOSED)
     return home
+
+
+def lay_out_home(name: str, stage: Path) -> Path:
+    """Make (or close) the learner's OS user and home, and lay the series out in it; return that folder."""
+    return lay_notebooks(stage, homes.ensure_os_user(name))
 
 
 def learner_environment(name: str, stage: Path, home: Path) -> dict[str, str]:
@@ -95,8 +92,25 @@ def learner_environment(name: str, stage: Path, home: Path) -> dict[str, str]:
 def pre_spawn_hook(repo: Path, stage: Path):
     """Return JupyterHub's pre_spawn_hook: OS user, notebooks, and the learner's own environment."""
     def hook(spawner) -> None:
-        name = spawner.user.name
-        entry = ensure_os_user(name)
-        home = lay_notebooks(stage, entry)
-        spawner.environment.update(learner_environment(name, stage, home))
+        try:
+            closed = preflight.first_closed()
+            if closed is not None:  # the hub was started without `classroom hub`, which checks first
+                raise preflight.closed_error(closed)
+            name = spawner.user.name
+            learners.learner_url(name)  # a name with no database (the instructor) fails here, before useradd
+            home = lay_out_home(name, stage)
+            spawner.environment.update(learner_environment(name, stage, home))
+        except LabError as exc:
+            exc.jupyterhub_message = str(exc)  # the hub shows it on the learner's page and in its REST API
+            raise
     return hook
+
+
+def landing(handler) -> str:
+    """Return where an admin lands after login (the admin page: they have no learner server); else "".
+
+    An empty answer leaves a learner to JupyterHub's own default: their server, started if need be.
+    """
+    user = handler.current_user
+    return f"{handler.hub.base_url.rstrip('/')}/admin" if user is not None and user.admin else ""
+

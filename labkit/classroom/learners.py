@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from .. import database, settings
 from ..diagnose import explain
 from ..errors import LabError
+from . import limits
 from .server import admin_url, read_secrets, write_secrets
 
 
@@ -44,10 +45,15 @@ def _exec(conn: sa.Connection, sql: str) -> None:
     conn.exec_driver_sql(sql)
 
 
-def setup(names: list[str]) -> list[str]:
-    """Create (or repair) each learner's role and fenced database; return one line per learner."""
+def setup(names: list[str], given: dict | None = None) -> list[str]:
+    """Create (or repair) each learner's role and fenced database, and set every learner's limits.
+
+    ``given`` holds the limits named on the command line (None: keep the stored or default one).
+    Return one line per learner, then the limits and what the room holds.
+    """
     state = read_secrets()
     passwords = state.setdefault("learners", {})
+    chosen = limits.chosen(state.get("limits"), **(given or {}))
     lines = []
     eng = database.engine(admin_url())
     try:
@@ -55,6 +61,7 @@ def setup(names: list[str]) -> list[str]:
     except DBAPIError as exc:
         raise explain(exc, eng.url) from None
     with conn:
+        limits.check(conn, chosen)
         for name in names:
             password = passwords.get(name) or secrets.token_urlsafe(18)
             exists = conn.scalar(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :n"), {"n": name})
@@ -73,6 +80,11 @@ def setup(names: list[str]) -> list[str]:
             passwords[name] = password
             write_secrets(state)
             lines.append(f"{name}: database {db}, role {name} ({'updated' if exists else 'created'})")
+        for name in sorted(passwords):  # every learner, so that a re-run keeps the room's limits uniform
+            limits.apply(conn, name, chosen)
+        state["limits"] = limits.as_state(chosen)
+        write_secrets(state)
+        lines += [limits.describe(chosen), limits.room_line(conn, len(passwords), chosen)]
     for name in names:  # the pooled admin connections to each lab database are not needed again
         database.engine(eng.url.set(database=f"lab_{name}")).dispose()
     return lines
