@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-
 from helpers import REPO
+
 from lab_helpers import project_database_url
 
 NOTEBOOK = REPO / "notebooks" / "06_working_as_a_team.ipynb"
@@ -109,7 +109,8 @@ def test_two_heads_stop_upgrade_head_and_the_merge_revision_joins_them(team):
     add_two_branches(folder)
     assert alembic(folder, "upgrade", "a1").returncode == 0  # Alice's branch deployed first
     refused = alembic(folder, "upgrade", "head")
-    assert refused.returncode != 0 and "Multiple head revisions" in refused.stderr, refused.stderr
+    assert refused.returncode != 0, refused.stderr
+    assert "Multiple head revisions" in refused.stderr, refused.stderr
     assert version(engine) == ["a1"]
 
     assert alembic(folder, "merge", "heads", "-m", "merge", "--rev-id", "m1").returncode == 0
@@ -156,7 +157,8 @@ def test_a_baseline_applied_instead_of_stamped_fails_whole_and_stamp_keeps_every
         before = conn.scalar(sa.text(CHECKSUM))
 
     applied = alembic(folder, "upgrade", "head")
-    assert applied.returncode != 0 and "DuplicateTable" in applied.stderr, applied.stderr
+    assert applied.returncode != 0, applied.stderr
+    assert "DuplicateTable" in applied.stderr, applied.stderr
     assert version(engine) == []  # not even alembic_version survived the rollback
     with engine.connect() as conn:
         assert conn.scalar(sa.text(CHECKSUM)) == before

@@ -140,7 +140,8 @@ def test_the_browser_tests_see_the_whole_series():
     """The browser tests are only proof if they see the whole series; an empty list would prove nothing."""
     series = sorted(p.name for p in (REPO / "notebooks").glob("[0-9]*.ipynb"))
     numbers = [name[:2] for name in series]
-    assert len(series) >= 5 and numbers == [f"{i:02d}" for i in range(1, len(series) + 1)], series
+    assert len(series) >= 5, series
+    assert numbers == [f"{i:02d}" for i in range(1, len(series) + 1)], series
     assert [p.name for p in NOTEBOOKS] == series
 
 
