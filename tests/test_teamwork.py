@@ -190,6 +190,7 @@ def race(folder: Path, engine: sa.Engine) -> list[tuple[int, str]]:
     return sorted((r.wait(timeout=120), r.stdout.read()) for r in replicas)
 
 
+@pytest.mark.slow  # seven alembic processes, four of them racing
 def test_two_concurrent_upgrades_collide_without_the_lock_and_queue_with_it(team):
     """The notebook's section 6: without the advisory lock one replica fails; with it, both succeed."""
     folder, engine = team
