@@ -20,9 +20,10 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from helpers import REPO
 
 from lab_helpers import project_database_url
+
+from support.helpers import REPO
 
 NOTEBOOK = REPO / "notebooks" / "06_working_as_a_team.ipynb"
 LOCK_LINE = '        connection.execute(sa.text("SELECT pg_advisory_xact_lock(72817)"))\n'
