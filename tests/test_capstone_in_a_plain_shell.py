@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import sysconfig
 import venv
 from importlib.metadata import PackageNotFoundError, version
@@ -32,8 +31,7 @@ import nbformat
 import pytest
 import sqlalchemy as sa
 
-import servers
-from helpers import REPO
+from support.helpers import REPO
 
 NOTEBOOK = REPO / "notebooks" / "05_your_own_project.ipynb"
 ROLE, PASSWORD = "learner", "m0rn%ng@pg"  # the two characters a URL must encode
@@ -146,7 +144,8 @@ def test_the_notebooks_commands_work_in_a_plain_shell_and_pytest_spares_the_work
             env[name] = url.replace("me@localhost:5432",
                                     f"{ROLE}:{quote(PASSWORD, safe='')}@127.0.0.1:{learner_role.port}")
     working, testing = env["MY_PROJECT_DATABASE_URL"], env["MY_PROJECT_TEST_DATABASE_URL"]
-    assert "%25" in working and "%40" in working
+    assert "%25" in working
+    assert "%40" in working
 
     ran = []
     for cell in nb.cells:
@@ -165,7 +164,8 @@ def test_the_notebooks_commands_work_in_a_plain_shell_and_pytest_spares_the_work
             here = os.getcwd()
             os.chdir(project)
             try:
-                exec(python, {"Path": Path, "revision_file": Path("migrations/versions/0002_rename_name_to_full_name.py")})
+                revision_file = Path("migrations/versions/0002_rename_name_to_full_name.py")
+                exec(python, {"Path": Path, "revision_file": revision_file})
             finally:
                 os.chdir(here)
         if "INSERT INTO users" in source:  # the notebook's rows, into the working database
@@ -191,11 +191,13 @@ def test_the_notebooks_commands_work_in_a_plain_shell_and_pytest_spares_the_work
             if is_pytest:
                 assert fingerprint(working) == before, "pytest changed the working database"
                 if "fails on purpose" in command:
-                    assert done.returncode == 2 and "refusing" in output, output
+                    assert done.returncode == 2, output
+                    assert "refusing" in output, output
                 else:
                     assert re.search(r"\b4 passed\b", output), output
             if "--sql" in command:
-                assert "MY_PROJECT_DATABASE_URL" in command and "CREATE TABLE users" in output, output
+                assert "MY_PROJECT_DATABASE_URL" in command
+                assert "CREATE TABLE users" in output, output
 
     assert len(ran) >= 15, ran
     for verb in ("alembic init", "alembic revision --autogenerate", "alembic upgrade head", "alembic check",
@@ -214,11 +216,13 @@ def test_the_notebooks_commands_work_in_a_plain_shell_and_pytest_spares_the_work
     before = fingerprint(working)
     del env["MY_PROJECT_TEST_DATABASE_URL"]
     done = shell("pytest -q")
-    assert done.returncode == 2 and "MY_PROJECT_TEST_DATABASE_URL is not set" in done.stdout + done.stderr
+    assert done.returncode == 2
+    assert "MY_PROJECT_TEST_DATABASE_URL is not set" in done.stdout + done.stderr
     assert fingerprint(working) == before
 
     # A hosting dashboard's postgres:// URL works as it is, through env.py's rewrite.
     env["MY_PROJECT_DATABASE_URL"] = working.replace("postgresql+psycopg2://", "postgres://")
     done = shell("alembic current")
-    assert done.returncode == 0 and "0003 (head)" in done.stdout, done.stdout + done.stderr
+    assert done.returncode == 0, done.stderr
+    assert "0003 (head)" in done.stdout
     assert testing != working
