@@ -44,7 +44,7 @@ def test_the_capstone_takes_only_the_database_url_from_the_lab():
 def test_the_capstone_runs_the_alembic_command_line_at_least_eight_times():
     """The workflow is the command line: init, revision, upgrade, current, history, downgrade, check, --sql."""
     runs = [line.strip() for s in code_cells() for line in s.splitlines()
-            if re.match(r"\s*(\w+ = )?!alembic ", line)]
+            if re.match(r"\s*(\w+ = )?!.*\balembic ", line)]  # also `!env -u VAR alembic ...`
     assert len(runs) >= 8, runs
     for verb in ("init", "revision --autogenerate", "upgrade head", "current", "history --verbose",
                  "downgrade -1", "upgrade head --sql", "check"):
@@ -100,3 +100,18 @@ def test_the_project_schema_is_emptied_on_every_call_and_only_if_the_lab_made_it
     assert len(str(refused.value).splitlines()) <= 4
     with database.engine().connect() as conn:
         assert sa.inspect(conn).has_table("keep", schema="theirs")
+
+
+def test_the_capstone_sets_its_database_urls_once_like_shell_exports():
+    """No cell swaps a URL around !pytest: both are set in the first cell, as a terminal's exports.
+
+    A swap has no counterpart in a terminal, and it once hid that plain ``pytest`` migrated the
+    working database (issue 17).
+    """
+    setting = [s for s in code_cells() if re.search(r"os\.environ\[[^]]*\]\s*=|os\.environ\.(update|pop)|putenv", s)
+               and "MY_PROJECT" in s]
+    assert len(setting) == 1, setting
+    assert "project_database_url" in setting[0]
+    assert 'os.environ["MY_PROJECT_TEST_DATABASE_URL"]' in setting[0]
+    later = code_cells()[code_cells().index(setting[0]) + 1:]
+    assert not [s for s in later if "os.environ[" in s and "] =" in s]
