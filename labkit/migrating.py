@@ -24,6 +24,7 @@ import contextlib
 from collections.abc import Iterator
 
 import sqlalchemy as sa
+from alembic.util import CommandError
 
 from . import runtime, sessions
 from .errors import LabError
@@ -88,15 +89,20 @@ def _translated(connection: sa.Connection, started) -> Iterator[None]:
         if known is None:
             raise
         raise LabError(str(known) + _after(connection, started, "\n")) from None
+    except CommandError as exc:  # a revision refused (a guard, no pgvector): say if earlier ones stayed
+        moved = _after(connection, started, "\n", only_if_moved=True)
+        if not moved:
+            raise
+        raise LabError(str(exc) + moved) from None
 
 
-def _after(connection: sa.Connection, started, sep: str) -> str:
+def _after(connection: sa.Connection, started, sep: str, only_if_moved: bool = False) -> str:
     """Say where a failed run left the database: each revision commits on its own."""
     if started is None:  # one transaction: the caller's rollback undoes all of it
         return ""
     connection.rollback()
     found = _state(connection)
     if found == started:
-        return f"{sep}The database is where it was, at {found[0] or 'base'}."
+        return "" if only_if_moved else f"{sep}The database is where it was, at {found[0] or 'base'}."
     return (f"{sep}The revisions before it were committed (each revision commits on its own), "
             f"so the database is now at {found[0] or 'base'}.")
