@@ -8,13 +8,20 @@ in every later revision of the same run. These tests read that from inside the r
 import shutil
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
-
 from helpers import REPO
+
 from labkit import phases, runtime, sessions
 
-SETS_ITS_OWN = '''
+RECORD = (
+    "INSERT INTO seen SELECT '{rev}', current_setting('lock_timeout'), s.source, "
+    "EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid() "
+    f"AND l.objid = {sessions.WRITER_LOCK} AND l.granted) "
+    "FROM pg_settings s WHERE s.name = 'lock_timeout'")
+
+SETS_ITS_OWN = f'''
 from alembic import op
 
 revision = "0005_short_timeout"
@@ -25,20 +32,14 @@ branch_labels = depends_on = None
 def upgrade():
     op.execute("SET LOCAL lock_timeout = '2s'")  # notebook 3's advice: ends with this revision
     op.execute("CREATE TABLE seen (revision text, lock_timeout text, source text, writer_lock bool)")
-    op.execute(RECORD.format(rev="0005"))
+    op.execute({RECORD.format(rev="0005")!r})
 
 
 def downgrade():
     op.execute("DROP TABLE seen")
+'''
 
-
-RECORD = """INSERT INTO seen SELECT '{rev}', current_setting('lock_timeout'), s.source,
-    EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid()
-            AND l.objid = %d AND l.granted)
-  FROM pg_settings s WHERE s.name = 'lock_timeout'"""
-''' % sessions.WRITER_LOCK
-
-READS_IT = '''
+READS_IT = f'''
 from alembic import op
 
 revision = "0006_later"
@@ -47,18 +48,12 @@ branch_labels = depends_on = None
 
 
 def upgrade():
-    op.execute(RECORD.format(rev="0006"))
+    op.execute({RECORD.format(rev="0006")!r})
 
 
 def downgrade():
     pass
-
-
-RECORD = """INSERT INTO seen SELECT '{rev}', current_setting('lock_timeout'), s.source,
-    EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid()
-            AND l.objid = %d AND l.granted)
-  FROM pg_settings s WHERE s.name = 'lock_timeout'"""
-''' % sessions.WRITER_LOCK
+'''
 
 
 def six_revisions(tmp_path: Path):
@@ -101,3 +96,40 @@ def test_the_run_ends_with_its_lock_and_setting_given_back(student_db, tmp_path)
         held = conn.scalar(sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"))
     assert held == 0
     assert [r[0] for r in seen()] == ["0005", "0006"]
+
+
+BOOM = '''
+from alembic import op
+
+revision = "0005_boom"
+down_revision = "0004_settings_and_embedding"
+branch_labels = depends_on = None
+
+
+def upgrade():
+    raise RuntimeError("boom")
+
+
+def downgrade():
+    pass
+'''
+
+
+def test_a_watching_notebook_is_not_told_it_drifted_after_its_own_failed_run(student_db, tmp_path):
+    """0001-0004 commit, 0005 fails: the notebook's own run moved the database, not another session."""
+    config = six_revisions(tmp_path)
+    versions = Path(config.get_main_option("script_location")) / "versions"
+    for name in ("0005_short_timeout.py", "0006_later.py"):
+        (versions / name).unlink()
+    (versions / "0005_boom.py").write_text(BOOM)
+    eng = runtime.engine()
+    with eng.connect() as conn:
+        sessions.watch(eng, sessions.state(conn))
+    try:
+        with pytest.raises(RuntimeError, match="boom"):
+            command.upgrade(config, "head")
+        sessions.check_now()  # raises the drift message if the failed run was not remembered
+        with eng.connect() as conn:
+            assert phases.current_revision(conn) == "0004_settings_and_embedding"
+    finally:
+        sessions.forget()
