@@ -80,6 +80,9 @@ def _translated(connection: sa.Connection, started) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
+        if started is None:  # one transaction: all of it is rolled back
+            raise LabError("Interrupted: the migration was rolled back, so the database is where "
+                           "it was before.") from None
         raise LabError("Interrupted: the revision being applied was rolled back."
                        + _after(connection, started, " ")) from None
     except sa.exc.DBAPIError as exc:
