@@ -3,8 +3,8 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from labkit import autogen, runtime  # [lab]
-from labkit.migrating import migrating  # [lab]
+from labkit import autogen, database  # [lab]
+from labkit.migration import migrating  # [lab]
 from labkit.models import Base  # [lab]
 
 # this is the Alembic Config object, which provides
@@ -65,7 +65,7 @@ def run_migrations_online() -> None:
     """
     connectable = config.attributes.get("connection")  # [lab] handed in (Alembic's cookbook)
 
-    with runtime.connection(connectable) as connection, migrating(connection):  # [lab]
+    with database.connection(connectable) as connection, migrating(connection):  # [lab]
         context.configure(
             transaction_per_migration=True,  # [lab] each revision commits; its locks end with it
             **AUTOGENERATE,  # [lab]

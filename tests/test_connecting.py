@@ -56,7 +56,7 @@ def server_tables(url: str) -> set[str]:
 
 def server_revision(url: str) -> str | None:
     """The revision in a server database's alembic_version, read directly."""
-    eng = sa.create_engine(runtime.parse_database_url(url))
+    eng = sa.create_engine(database.parse_database_url(url))
     try:
         with eng.connect() as conn:
             return conn.scalar(sa.text("SELECT version_num FROM alembic_version"))

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from helpers import REPO
 
-from labkit import phases, runtime, sessions
+from labkit import database, phases, sessions, settings
+
+from support.helpers import REPO
 
 RECORD = (
     "INSERT INTO seen SELECT '{rev}', current_setting('lock_timeout'), s.source, "
@@ -68,7 +69,7 @@ def six_revisions(tmp_path: Path):
 
 
 def seen() -> list[tuple]:
-    with runtime.engine().connect() as conn:
+    with database.engine().connect() as conn:
         return [tuple(r) for r in conn.execute(sa.text("SELECT * FROM seen ORDER BY revision"))]
 
 
@@ -79,7 +80,7 @@ def test_a_later_revision_of_one_run_still_has_the_labs_lock_timeout(student_db,
     revision of the run with the server default 0 (wait forever).
     """
     command.upgrade(six_revisions(tmp_path), "head")
-    lab = sessions.lock_timeout()
+    lab = settings.lock_timeout()
     assert seen() == [("0005", "2s", "session", True), ("0006", lab, "session", True)]
     assert lab != "0"
 
@@ -87,7 +88,7 @@ def test_a_later_revision_of_one_run_still_has_the_labs_lock_timeout(student_db,
 def test_the_run_ends_with_its_lock_and_setting_given_back(student_db, tmp_path):
     """A connection handed in gets its own lock_timeout back, and no advisory lock stays held."""
     config = six_revisions(tmp_path)
-    with runtime.engine().connect() as conn:
+    with database.engine().connect() as conn:
         conn.exec_driver_sql("SET lock_timeout = '7s'")
         conn.commit()
         config.attributes["connection"] = conn
@@ -122,13 +123,13 @@ def test_a_watching_notebook_is_not_told_it_drifted_after_its_own_failed_run(stu
     for name in ("0005_short_timeout.py", "0006_later.py"):
         (versions / name).unlink()
     (versions / "0005_boom.py").write_text(BOOM)
-    eng = runtime.engine()
+    eng = database.engine()
     with eng.connect() as conn:
         sessions.watch(eng, sessions.state(conn))
     try:
         with pytest.raises(RuntimeError, match="boom"):
             command.upgrade(config, "head")
-        sessions.check_now()  # raises the drift message if the failed run was not remembered
+        sessions.check_now(eng)  # raises the drift message if the failed run was not remembered
         with eng.connect() as conn:
             assert phases.current_revision(conn) == "0004_settings_and_embedding"
     finally:
