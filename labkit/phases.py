@@ -138,7 +138,7 @@ def goto(phase: int, url: sa.URL | None = None, clear_workspace: bool = True,
         raise LabError(f"There is no phase {phase}: choose a phase from 0 (empty) to 4.")
     eng = database.engine(url)
     try:
-        with eng.connect() as conn, migrating(conn, check_drift=False, watch=watch):
+        with eng.connect() as conn, migrating(conn, check_drift=False, watch=watch, one_transaction=True):
             _drop_lab_objects(conn)
             for n in range(1, phase + 1):
                 command.upgrade(config(connection=conn), REVISIONS[n])

@@ -1,62 +1,77 @@
-"""Alembic environment for the Database Evolution lab.
-
-It differs from Alembic's generic template in five ways, each for the lab's users:
-- the database comes from ``labkit.database`` (DATABASE_URL, or the embedded server),
-  never from ``alembic.ini``, so no password is written into a file;
-- a connection (or engine) handed in through ``config.attributes["connection"]`` is used
-  as it is: the Alembic cookbook pattern, used by the notebooks and by test tools;
-- a notebook can hand in its phase's model as ``config.attributes["target_metadata"]``;
-  otherwise autogenerate compares with the final model;
-- logging is configured only for the ``alembic`` command line, never inside a kernel;
-- online, the migrations run inside ``migrating(connection)`` (``labkit.migration``): it first
-  waits for any other reset or migration of the same database, and gives up on a table lock
-  after ``lock_timeout`` with a message naming the session that holds it.
-"""
-
+"""Alembic's generic env.py (from ``alembic init``) plus the lines marked ``# [lab]``; notebook 1 explains each."""
 from logging.config import fileConfig
 
 from alembic import context
 
-from labkit import autogen
-from labkit.database import connection as lab_connection
-from labkit.migration import migrating
-from labkit.models import Base
+from labkit import autogen, database  # [lab]
+from labkit.migration import migrating  # [lab]
+from labkit.models import Base  # [lab]
 
+# this is the Alembic Config object, which provides
+# access to the values within the .ini file in use.
 config = context.config
 
-if config.config_file_name is not None and config.cmd_opts is not None:
-    fileConfig(config.config_file_name, disable_existing_loggers=False)
+# Interpret the config file for Python logging.
+# This line sets up loggers basically.
+if config.config_file_name is not None and config.cmd_opts is not None:  # [lab] command line only
+    fileConfig(config.config_file_name, disable_existing_loggers=False)  # [lab] keep other loggers
 
-# Test tools (pytest-alembic) set the attribute to None when they have no model of their own.
-target_metadata = config.attributes.get("target_metadata") or Base.metadata
+# add your model's MetaData object here
+# for 'autogenerate' support
+# from myapp import mymodel
+# target_metadata = mymodel.Base.metadata
+target_metadata = config.attributes.get("target_metadata") or Base.metadata  # [lab]
 
-CONFIGURE = dict(
-    target_metadata=target_metadata,
-    render_item=autogen.render_item,
-    process_revision_directives=autogen.flag_renames,
-    compare_type=True,
-)
+AUTOGENERATE = dict(render_item=autogen.render_item,  # [lab] pgvector types, with their import
+                    process_revision_directives=autogen.flag_renames)  # [lab] drop+add = rename?
+
+# other values from the config, defined by the needs of env.py,
+# can be acquired:
+# my_important_option = config.get_main_option("my_important_option")
+# ... etc.
 
 
 def run_migrations_offline() -> None:
-    """Run migrations in 'offline' mode: write the SQL to standard output, touch no database.
+    """Run migrations in 'offline' mode.
 
-    ``alembic upgrade head --sql`` lands here. Only the PostgreSQL dialect is needed,
-    so no server is started.
+    This configures the context with just a URL
+    and not an Engine, though an Engine is acceptable
+    here as well.  By skipping the Engine creation
+    we don't even need a DBAPI to be available.
+
+    Calls to context.execute() here emit the given string to the
+    script output.
+
     """
-    context.configure(dialect_name="postgresql", literal_binds=True, **CONFIGURE)
+    context.configure(
+        dialect_name="postgresql",  # [lab] no URL: the SQL needs only the dialect
+        target_metadata=target_metadata,
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+        transaction_per_migration=True,  # [lab] as online: BEGIN/COMMIT around each revision
+        **AUTOGENERATE,  # [lab]
+    )
+
     with context.begin_transaction():
         context.run_migrations()
 
 
 def run_migrations_online() -> None:
-    """Run migrations in 'online' mode: against a live connection to the lab database.
+    """Run migrations in 'online' mode.
 
-    A Connection handed in is used inside the caller's transaction; an Engine handed in
-    is connected here. Otherwise the lab resolves its database and connects to it.
+    In this scenario we need to create an Engine
+    and associate a connection with the context.
+
     """
-    with lab_connection(config.attributes.get("connection")) as connection, migrating(connection):
-        context.configure(connection=connection, **CONFIGURE)
+    connectable = config.attributes.get("connection")  # [lab] handed in (Alembic's cookbook)
+
+    with database.connection(connectable) as connection, migrating(connection):  # [lab]
+        context.configure(
+            transaction_per_migration=True,  # [lab] each revision commits; its locks end with it
+            **AUTOGENERATE,  # [lab]
+            connection=connection, target_metadata=target_metadata
+        )
+
         with context.begin_transaction():
             context.run_migrations()
 

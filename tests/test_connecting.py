@@ -54,6 +54,16 @@ def server_tables(url: str) -> set[str]:
         eng.dispose()
 
 
+def server_revision(url: str) -> str | None:
+    """The revision in a server database's alembic_version, read directly."""
+    eng = sa.create_engine(database.parse_database_url(url))
+    try:
+        with eng.connect() as conn:
+            return conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+    finally:
+        eng.dispose()
+
+
 # --------------------------------------------------------------------------- URL resolution
 
 @pytest.mark.parametrize("raw", [
@@ -241,7 +251,11 @@ def test_a_blank_database_url_means_the_embedded_server(lab_data_dir):
 
 
 def test_server_without_pgvector_fails_short_and_rolls_back(novector_server):
-    """Phase 4 needs pgvector: say how to install it, and leave phases 1-3 un-applied too."""
+    """Phase 4 needs pgvector: say how to install it, and where the run stopped.
+
+    env.py commits each revision on its own (transaction_per_migration), so 0001-0003 stay
+    applied and the message says so; 0004 leaves no trace.
+    """
     url = novector_server.url("postgres")
     status = lab("status", DATABASE_URL=url, LAB_STUDENT=None)
     assert status.returncode == 0, status.stderr
@@ -252,7 +266,9 @@ def test_server_without_pgvector_fails_short_and_rolls_back(novector_server):
     text = assert_short_and_secret_free(done)
     assert "FAILED: This PostgreSQL server has no 'vector' extension available" in text
     assert "github.com/pgvector/pgvector" in text
-    assert server_tables(url) == set()  # no users, no alembic_version: left as it was
+    assert "so the database is now at 0003_rename_name_to_full_name" in text
+    assert server_tables(url) == {"users", "alembic_version"}
+    assert server_revision(url) == "0003_rename_name_to_full_name"
 
 
 def test_no_right_to_create_the_extension_fails_short(scram_server):
@@ -268,7 +284,8 @@ def test_no_right_to_create_the_extension_fails_short(scram_server):
     assert done.returncode != 0
     text = assert_short_and_secret_free(done, "pl@in%:/")
     assert "may not create the vector extension in database 'lab_plain'" in text
-    assert server_tables(scram_server.url("lab_plain")) == set()
+    assert "so the database is now at 0003_rename_name_to_full_name" in text  # one revision each
+    assert server_revision(scram_server.url("lab_plain")) == "0003_rename_name_to_full_name"
 
 
 # --------------------------------------------------------------------------- zero-config CLI

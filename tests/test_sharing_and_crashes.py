@@ -161,7 +161,8 @@ def test_sigint_during_an_upgrade_leaves_the_old_revision(data_dir):
         if up.poll() is None:
             up.kill()
     assert up.returncode != 0
-    assert "Interrupted: the migration was rolled back" in out + err
+    assert "Interrupted: the revision being applied was rolled back." in out + err
+    assert f"The database is where it was, at {phases.REVISIONS[2]}." in out + err
     assert "Traceback" not in out + err
     assert revision_and_columns(eng) == before == (phases.REVISIONS[2], ["id", "name", "email", "bio"])
 

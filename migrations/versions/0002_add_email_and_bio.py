@@ -6,11 +6,12 @@ Create Date: 2026-11-28 00:00:00
 
 Both columns are nullable on purpose. Adding a NOT NULL column without a default
 fails on a table that already has rows ("column contains null values"): the existing
-users have no e-mail yet. Nullable columns are also catalog-only in PostgreSQL: no row is
-rewritten, however big the table is. The ALTER still takes an ACCESS EXCLUSIVE lock on users
-first, so it waits behind any long transaction on the table, and every later query waits
-behind it; on a busy table, set lock_timeout (notebook 3). Tighten to NOT NULL later, after a
-backfill.
+users have no e-mail yet. Nullable columns are also catalog-only in PostgreSQL (only the
+system catalog changes): no row is rewritten, however big the table is. ADD COLUMN still takes
+an ACCESS EXCLUSIVE lock on users (notebook 2 shows it in pg_locks), so it waits behind any
+long transaction on the table, and every later query, reads included, waits behind it. env.py
+sets lock_timeout for every revision, and commits each revision on its own, so the lock ends
+with this revision. Tighten to NOT NULL later, after a backfill.
 
 The downgrade refuses to drop the columns while any row holds a value in them; confirm
 with ``alembic -x allow_data_loss=true downgrade ...`` to drop them anyway.

@@ -13,8 +13,8 @@ That would delete every name (and fail outright on a table with rows, since the 
 column is NOT NULL with no default). It was edited by hand into one
 ``ALTER TABLE ... RENAME COLUMN``, which keeps the data and touches only the catalog, so it
 takes the same time at any table size once it holds its ACCESS EXCLUSIVE lock (getting that
-lock can wait behind long transactions: see notebook 3 on lock_timeout). Both directions
-rename, so the downgrade keeps data too.
+lock can wait behind long transactions: see notebook 3 on lock_timeout, which env.py sets for
+every revision). Both directions rename, so the downgrade keeps data too.
 
 A running application that still selects ``name`` breaks the moment this commits; see
 notebook 3 for the expand/contract way to rename without downtime.

@@ -8,16 +8,22 @@ Create Date: 2026-11-28 00:00:00
   exists before the column needs it; autogenerate never writes it.
 - ``settings`` is JSONB, not JSON. Both can be read by key with ``->`` and ``->>``; JSONB
   is stored parsed (keys de-duplicated and sorted, whitespace dropped), so it also has
-  containment (``@>``) and GIN indexing, while JSON keeps the raw text and re-parses it on
-  every read. Its server default ``'{}'`` is a constant, so adding it does not rewrite the
-  table (it still takes an ACCESS EXCLUSIVE lock briefly), and no row is ever NULL.
+  equality, B-tree, hash and GIN indexes, containment (``@>``), ``?``, jsonpath (``@?``,
+  ``@@``), ``||`` and ``jsonb_set``, while JSON keeps the raw text and re-parses it on every
+  operation. Its server default ``'{}'`` is a constant, so adding it does not rewrite the
+  table (it still takes an ACCESS EXCLUSIVE lock), and no row is ever NULL.
 - ``embedding`` is ``vector(384)``, the size of common sentence-embedding models such as
   all-MiniLM-L6-v2. It is nullable: rows get vectors when they are computed.
 - The HNSW index serves nearest-neighbour search by cosine distance (``<=>``). Rows with a
-  NULL embedding are not in it. It is built here inside the migration's transaction, which
-  blocks writes to users while it builds: fine for the lab's five rows. On a big production
-  table, build it with ``CREATE INDEX CONCURRENTLY`` in a revision of its own, inside
-  ``with op.get_context().autocommit_block():`` (notebook 4 shows it).
+  NULL (or, for cosine distance, all-zero) embedding are not in it. It is built here, in this
+  revision's transaction, after the two ADD COLUMNs, which hold an ACCESS EXCLUSIVE lock on
+  users until that transaction commits: reads of users are blocked too, not only writes, for
+  the whole build. Fine for the lab's five rows. env.py commits each revision on its own
+  (``transaction_per_migration=True``); with Alembic's default of one transaction per run, the
+  locks of every earlier revision of the run would be held that long as well. On a big
+  production table, build the index with ``CREATE INDEX CONCURRENTLY`` in a revision of its
+  own, inside ``with op.get_context().autocommit_block():`` (notebook 4 shows it and what it
+  costs).
 
 The downgrade drops the index and columns, refusing while any row holds settings other
 than ``{}`` or an embedding. It leaves the extension installed: ``CREATE EXTENSION IF NOT
