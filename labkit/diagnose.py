@@ -102,9 +102,9 @@ def migration_problem(exc: BaseException, url: sa.URL) -> LabError | None:
             "or restart its kernel), then run this again.")
     if "permission denied to create extension" in text:
         user, db = url.username or "(default user)", url.database
-        return LabError(f"User {user!r} may not create the vector extension in database {db!r}:\n"
-                        "that needs a superuser.", "Ask the server's admin to run once, in that database,\n"
-                        "CREATE EXTENSION vector; then run the migration again. Nothing was changed.")
+        return LabError(f"User {user!r} may not create the vector extension in database {db!r}: that needs "
+                        "a superuser.", "Ask the server's admin to run CREATE EXTENSION vector; once in that "
+                        "database, then run the migration again.")
     return None
 
 
