@@ -72,7 +72,9 @@ class Learner:
     last_where: str = ""  # the schema whose alembic_version was written last
     projects: list[str] = field(default_factory=list)  # "my_project at 0002": other alembic_version tables
     connections: int = 0
-    idle_in_transaction: int = 0
+    idle_in_transaction: int = 0  # sessions in an open transaction, doing nothing
+    waiting_seconds: int = 0  # the longest a session of theirs has waited for a lock so far
+    idle_seconds: int = 0  # the longest a session holding a lock has sat idle in its transaction
     holds: list[str] = field(default_factory=list)
     waits: list[str] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)  # what could not be read within lock_timeout
@@ -184,6 +186,9 @@ def _read_sessions(cur, seen: Learner) -> None:
         lock = mode.removesuffix("Lock")
         if granted:
             seen.holds.append(f"{lock} on {what} ({app}, pid {pid}, {state or 'active'} {secs} s)")
+            if state.startswith("idle in"):
+                seen.idle_seconds = max(seen.idle_seconds, secs)
         else:
             by = ", ".join(str(b) for b in blockers) or "?"
             seen.waits.append(f"{lock} on {what} ({app}, pid {pid}, {secs} s, blocked by pid {by})")
+            seen.waiting_seconds = max(seen.waiting_seconds, secs)

@@ -2,9 +2,10 @@
 
 A learner's status is the first of these that applies (the order the room is sorted in):
 
-1. ``waiting``: one of their sessions waits for a lock (a migration behind a kernel's open
-   transaction, typically);
-2. ``idle in transaction``: a session holds a lock on their tables while doing nothing;
+1. ``waiting``: one of their sessions has waited 5 s or more for a lock (a migration behind a
+   kernel's open transaction, typically);
+2. ``idle in transaction``: a session holding a lock on their tables has sat idle in its
+   transaction for 30 s or more (a kernel that began a transaction and never ended it);
 3. ``names lost``: ``full_name`` exists but lacks sample names (the rename ran as drop-and-add);
 4. ``unreadable``: their database could not be read (missing, or the server refused);
 5. ``behind``: their phase is below the room's pace, which is the instructor's ``pace`` if
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 
 from .progress import SAMPLE_NAMES, Learner
 
+WAITING_STUCK = 5  # a migration queued for a second behind a reader is normal; for 5 s, it is stuck
+IDLE_STUCK = 30  # a notebook cell holds its transaction for moments; half a minute idle is a cell left open
 ORDER = ["waiting", "idle in transaction", "names lost", "unreadable", "behind", "ok"]
 CSV_COLUMNS = ["learner", "status", "phase", "revision", "users", "names_kept", "last_migration_utc",
                "last_migration_in", "other_alembic_versions", "connections", "idle_in_transaction",
@@ -47,9 +50,9 @@ def pace_of(seen: list[Learner], pace: int | None = None) -> int | None:
 
 def status_of(s: Learner, pace: int | None) -> str:
     """Return a learner's status (see the module docstring)."""
-    if s.waits:
+    if s.waiting_seconds >= WAITING_STUCK:
         return "waiting"
-    if s.holds and s.idle_in_transaction:
+    if s.idle_seconds >= IDLE_STUCK:
         return "idle in transaction"
     if s.kept is not None and s.kept < len(SAMPLE_NAMES):
         return "names lost"
@@ -105,7 +108,7 @@ def locks_text(s: Learner) -> str:
 
 def lines(room: list[Row]) -> list[str]:
     """Return a header and one line per learner, for the terminal."""
-    header = f"{'learner':<14} {'status':<20} {'phase':<40} {'users':>5}  {'names':<15} " \
+    header = f"{'learner':<14} {'status':<20} {'phase':<40} {'users':>5}  {'names':<16} " \
              f"{'last migration (UTC)':<36} {'conns':>5}  locks"
     out = [header]
     for r in room:
@@ -113,7 +116,7 @@ def lines(room: list[Row]) -> list[str]:
         phase = phase_text(s) + (f" + {', '.join(s.projects)}" if s.projects else "")
         users = "-" if s.users is None else str(s.users)
         tail = s.problem if s.problem else locks_text(s)
-        out.append(f"{s.name:<14} {r.status:<20} {phase:<40} {users:>5}  {names_text(s):<15} "
+        out.append(f"{s.name:<14} {r.status:<20} {phase:<40} {users:>5}  {names_text(s):<16} "
                    f"{when_text(s):<36} {s.connections:>5}  {tail}")
     return out
 
