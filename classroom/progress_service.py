@@ -28,9 +28,10 @@ sys.path.insert(0, str(REPO))
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado.ioloop import IOLoop
-from tornado.web import Application, RequestHandler, authenticated
+from tornado.web import Application, HTTPError, RequestHandler, authenticated
 
 from labkit.classroom import progress, progress_report
+from labkit.errors import LabError
 
 STYLE = """
 body { font: 14px system-ui, sans-serif; margin: 1.5em; }
@@ -51,8 +52,12 @@ class RoomHandler(HubOAuthenticated, RequestHandler):
     """Shared by the page and the CSV: read the room off the event loop."""
 
     async def room(self) -> list[progress_report.Row]:
+        """Return the room's rows; a LabError (the room's server is down) becomes a 503 with its message."""
         pace = self.get_argument("pace", "")
-        seen = await asyncio.get_running_loop().run_in_executor(None, progress.snapshot)
+        try:
+            seen = await asyncio.get_running_loop().run_in_executor(None, progress.snapshot)
+        except LabError as exc:
+            raise HTTPError(503, reason=str(exc).splitlines()[0][:200]) from None
         return progress_report.rows(seen, int(pace) if pace.isdigit() else None)
 
 
