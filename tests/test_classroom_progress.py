@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import psycopg2
 import pytest
+
 from support.helpers import lab, text_of
 
 NAMES = ["alice", "bob", "carol", "dave"]

@@ -23,9 +23,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from servers import free_port
+
 from support.helpers import REPO, lab, text_of
 from support.prerequisites import skip_or_fail
+from support.servers import free_port
 
 sys.path.insert(0, str(REPO / "classroom"))
 import loadtest
