@@ -130,6 +130,7 @@ def test_an_admin_sees_the_learner_who_is_behind_first_live_and_as_csv(progress_
     hub = progress_hub
     browser.clear_cookies()
     page = browser.new_page()
+    page.set_default_timeout(120_000)  # a hub on a loaded 2-core machine answers in seconds, not milliseconds
     try:
         # The admin's own password where the config has one (SharedPasswordAuthenticator), else the workshop's.
         log_in(page, hub, ADMIN, [hub.admin, hub.workshop])
@@ -162,6 +163,7 @@ def test_a_learner_is_refused_the_page(progress_hub, browser):
     hub = progress_hub
     browser.clear_cookies()
     page = browser.new_page()
+    page.set_default_timeout(120_000)  # a hub on a loaded 2-core machine answers in seconds, not milliseconds
     try:
         log_in(page, hub, "alice", [hub.workshop])
         response = page.goto(hub.url + SERVICE)
