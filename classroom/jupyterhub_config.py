@@ -82,3 +82,20 @@ if token:
     c.JupyterHub.load_roles = [{"name": "classroom-admin",
                                 "scopes": ["admin:users", "admin:servers", "access:servers"],
                                 "services": ["classroom-admin"]}]
+
+# --------------------------------------------------------------------------- the room, live (issue 19)
+# The progress page, /services/classroom-progress/ (classroom/progress_service.py): a service the
+# hub starts and stops. The hub's admins may open it (their role holds access:services); a learner
+# is refused by the hub with 403. The load test's service (CLASSROOM_API_TOKEN) may read it too.
+c.JupyterHub.services.append({
+    "name": "classroom-progress",
+    "url": f"http://127.0.0.1:{cluster.free_port()}",
+    "command": [sys.executable, str(REPO / "classroom" / "progress_service.py")],
+    "environment": {"LAB_CLASSROOM_DIR": str(server.folder()),
+                    "CLASSROOM_PROGRESS_REFRESH": os.environ.get("CLASSROOM_PROGRESS_REFRESH", "10")},
+    "oauth_no_confirm": True,
+})
+if token:
+    c.JupyterHub.load_roles.append({"name": "classroom-progress-reader",
+                                    "scopes": ["access:services!service=classroom-progress"],
+                                    "services": ["classroom-admin"]})

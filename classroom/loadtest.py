@@ -49,6 +49,7 @@ sys.path.insert(0, str(REPO))
 # The classroom folder's own modules, found next to this file.
 import loadreport
 from hubclient import Hub
+from roomwatch import RoomWatch
 from sampler import Sampler
 
 from labkit import paths
@@ -93,8 +94,12 @@ def cells_of(path: Path) -> list[tuple[str, bool]]:
             for c in nb["cells"] if c["cell_type"] == "code"]
 
 
-async def run_notebook(hub: Hub, name: str, path: Path, settings: Settings) -> dict:
-    """Run one notebook's cells in a new kernel of the learner's server; return time and problems."""
+async def run_notebook(hub: Hub, name: str, path: Path, settings: Settings, t0: float) -> dict:
+    """Run one notebook's cells in a new kernel of the learner's server; return time and problems.
+
+    ``started`` and ``ended`` are seconds since the room started (``t0``), for comparing with
+    what the progress page showed at the time.
+    """
     start = time.monotonic()
     errors, stderr = [], []
     async with hub.kernel(name) as kernel:
@@ -106,10 +111,11 @@ async def run_notebook(hub: Hub, name: str, path: Path, settings: Settings) -> d
                 errors.append(f"cell {index}: expected an exception, none was raised")
             stderr += [f"cell {index}: {text}"[:500] for text in done.stderr]
     return {"notebook": path.name, "seconds": round(time.monotonic() - start, 2),
+            "started": round(start - t0, 2), "ended": round(time.monotonic() - t0, 2),
             "errors": errors, "stderr": stderr}
 
 
-async def run_learner(hub: Hub, name: str, settings: Settings) -> dict:
+async def run_learner(hub: Hub, name: str, settings: Settings, t0: float) -> dict:
     """Start a learner's server, run every notebook in it, and return the timings and problems."""
     result = {"name": name, "spawn_seconds": None, "notebooks": [], "failure": None}
     start = time.monotonic()
@@ -117,7 +123,7 @@ async def run_learner(hub: Hub, name: str, settings: Settings) -> dict:
         await hub.start_server(name)
         result["spawn_seconds"] = round(time.monotonic() - start, 2)
         for path in settings.notebooks:
-            result["notebooks"].append(await run_notebook(hub, name, path, settings))
+            result["notebooks"].append(await run_notebook(hub, name, path, settings, t0))
     except Exception as exc:  # recorded per learner; the room goes on
         result["failure"] = f"{type(exc).__name__}: {exc}"[:500]
     result["total_seconds"] = round(time.monotonic() - start, 2)
@@ -175,8 +181,12 @@ async def room(settings: Settings) -> dict:
         await hub.wait_up()
         await hub.add_users(names)
         room_start = time.monotonic()
-        learners = await asyncio.gather(*(run_learner(hub, name, settings) for name in names))
+        # The progress page, read as an instructor's open browser tab would (every 10 s; 2 s in the quick run).
+        watch = RoomWatch(hub.url, hub.token, room_start, every=2.0 if settings.learners <= 3 else 10.0)
+        watch.start()
+        learners = await asyncio.gather(*(run_learner(hub, name, settings, room_start) for name in names))
         room_seconds = time.monotonic() - room_start
+        progress = watch.stop()
         for name in names:
             await hub.stop_server(name)
         sampler.sample()
@@ -190,10 +200,12 @@ async def room(settings: Settings) -> dict:
             lab(settings, "teardown", "--users", ",".join(names))
         finally:
             lab(settings, "server", "stop")
-    return loadreport.summary(
+    result = loadreport.summary(
         learners, [p.name for p in settings.notebooks], sampler, room_seconds=room_seconds,
         setup_seconds=setup_seconds, load_before=load_before,
         load_after=[round(x, 2) for x in os.getloadavg()], cpus=os.cpu_count())
+    result["progress"] = progress  # what the progress page showed while the room ran
+    return result
 
 
 def prerequisites() -> str | None:

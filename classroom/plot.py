@@ -28,7 +28,7 @@ def main(paths: list[str]) -> int:
     ax.plot(ns, [alone * n / runs[0]["learners"] / 2 for n in ns], ":", color="gray",
             label="N/2 × one learner alone (2 cores)")
     ax.set_xlabel("learners at once (N)")
-    ax.set_ylabel("seconds per learner: spawn + 4 notebooks")
+    ax.set_ylabel("seconds per learner: spawn + every notebook")
     ax.set_title("One hub, one PostgreSQL, 2 cores")
     ax.set_xticks(ns)
     ax.legend()

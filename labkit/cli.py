@@ -23,6 +23,7 @@ On the command line, from the repository root::
     python -m lab_helpers refresh-notebooks    # re-execute notebooks, rewrite their outputs
     python -m lab_helpers classroom server start      # one shared PostgreSQL for a room
     python -m lab_helpers classroom setup --count 30  # fenced databases lab_<name>, one per learner
+    python -m lab_helpers classroom progress          # where every learner is, stuck ones first
 """
 
 
@@ -137,6 +138,16 @@ def classroom_url(args) -> int:
     return 0
 
 
+def classroom_progress(args) -> int:
+    """Print where every learner is (or CSV): status, phase, rows, names kept, last migration, locks."""
+    from .classroom import progress, progress_report
+
+    room = progress_report.rows(progress.snapshot(), args.pace)
+    print(progress_report.csv_text(room) if args.csv else "\n".join(progress_report.lines(room)),
+          end="" if args.csv else "\n")
+    return 0
+
+
 # --------------------------------------------------------------------------- parsing
 
 def parser() -> argparse.ArgumentParser:
@@ -193,6 +204,10 @@ def _classroom_parser(sub) -> None:
     url_parser = cmds.add_parser("url", help="print a learner's DATABASE_URL, password hidden")
     url_parser.add_argument("name")
     url_parser.set_defaults(run=classroom_url)
+    room_now = cmds.add_parser("progress", help="where every learner is: phase, data, locks (read-only)")
+    room_now.add_argument("--pace", type=int, metavar="N", help="the phase the room should be at (default: its median)")
+    room_now.add_argument("--csv", action="store_true", help="print CSV instead of lines")
+    room_now.set_defaults(run=classroom_progress)
 
 
 def main(argv: list[str] | None = None) -> int:

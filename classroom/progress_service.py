@@ -1,0 +1,114 @@
+"""The room, live: a page at /services/classroom-progress/ that only the hub's admins may open.
+
+JupyterHub starts this as a managed service (``classroom/jupyterhub_config.py``) and routes
+``/services/classroom-progress/`` to it. It shows ``python -m lab_helpers classroom progress``
+as a table, stuck learners first, that reloads itself every ``CLASSROOM_PROGRESS_REFRESH``
+seconds (default 10; a meta refresh, no script), with the same rows as CSV at
+``progress.csv``. ``?pace=N`` sets the phase the room should be at (default: its median).
+
+Who may open it is JupyterHub's decision, through OAuth: the page asks the hub for the scope
+``access:services!service=classroom-progress``, which the hub's admin role holds and a
+learner's role does not, so a learner is refused by the hub with 403 before this code runs.
+Everything it shows it reads read-only, as the room's PostgreSQL admin (``labkit.classroom.progress``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import html
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.utils import url_path_join
+from tornado.ioloop import IOLoop
+from tornado.web import Application, HTTPError, RequestHandler, authenticated
+
+from labkit.classroom import progress, progress_report
+from labkit.errors import LabError
+
+STYLE = """
+body { font: 14px system-ui, sans-serif; margin: 1.5em; }
+table { border-collapse: collapse; } th, td { padding: .3em .6em; border-bottom: 1px solid #ddd; text-align: left; }
+td.num { text-align: right; } tr.waiting, tr.idle-in-transaction, tr.names-lost, tr.unreadable { background: #fdd; }
+tr.behind { background: #ffe9b3; } .small { color: #555; font-size: 12px; }
+"""
+COLUMNS = ["learner", "status", "phase", "users", "names", "last migration (UTC)", "connections", "locks"]
+
+
+def refresh_seconds() -> int:
+    """Return how often the page reloads itself (CLASSROOM_PROGRESS_REFRESH, default 10 s)."""
+    value = os.environ.get("CLASSROOM_PROGRESS_REFRESH", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else 10
+
+
+class RoomHandler(HubOAuthenticated, RequestHandler):
+    """Shared by the page and the CSV: read the room off the event loop."""
+
+    async def room(self) -> list[progress_report.Row]:
+        """Return the room's rows; a LabError (the room's server is down) becomes a 503 with its message."""
+        pace = self.get_argument("pace", "")
+        try:
+            seen = await asyncio.get_running_loop().run_in_executor(None, progress.snapshot)
+        except LabError as exc:
+            raise HTTPError(503, reason=str(exc).splitlines()[0][:200]) from None
+        return progress_report.rows(seen, int(pace) if pace.isdigit() else None)
+
+
+class PageHandler(RoomHandler):
+    @authenticated
+    async def get(self):
+        room = await self.room()
+        now = dt.datetime.now(dt.UTC)
+        body = "".join(_row(r, now) for r in room) or f'<tr><td colspan="{len(COLUMNS)}">No learners yet.</td></tr>'
+        pace = progress_report.pace_of([r.learner for r in room], None)
+        query = f"?pace={html.escape(self.get_argument('pace'))}" if self.get_argument("pace", "") else ""
+        self.write(f"""<!doctype html><html><head><meta charset="utf-8">
+<meta http-equiv="refresh" content="{refresh_seconds()}"><title>The room</title><style>{STYLE}</style></head>
+<body><h1>The room: {len(room)} learners</h1>
+<p class="small">Read at {now:%H:%M:%S} UTC, every {refresh_seconds()} s. Stuck learners first; "behind" means
+below phase {pace if pace is not None else '-'} (the room's median, or <code>?pace=N</code>).
+<a href="progress.csv{query}" download>Download CSV</a></p>
+<table id="room"><thead><tr>{"".join(f"<th>{c}</th>" for c in COLUMNS)}</tr></thead>
+<tbody>{body}</tbody></table></body></html>""")
+
+
+def _row(r: progress_report.Row, now: dt.datetime) -> str:
+    s = r.learner
+    phase = progress_report.phase_text(s) + (f" + {', '.join(s.projects)}" if s.projects else "")
+    cells = [s.name, r.status, phase, "-" if s.users is None else s.users, progress_report.names_text(s),
+             progress_report.when_text(s, now), s.connections, s.problem or progress_report.locks_text(s)]
+    tds = "".join(f'<td class="num">{html.escape(str(c))}</td>' if isinstance(c, int)
+                  else f"<td>{html.escape(str(c))}</td>" for c in cells)
+    return f'<tr class="{r.status.replace(" ", "-")}" data-learner="{html.escape(s.name)}">{tds}</tr>'
+
+
+class CsvHandler(RoomHandler):
+    @authenticated
+    async def get(self):
+        text = progress_report.csv_text(await self.room())
+        self.set_header("Content-Type", "text/csv; charset=utf-8")
+        self.set_header("Content-Disposition", 'attachment; filename="classroom-progress.csv"')
+        self.write(text)
+
+
+def main() -> None:
+    prefix = os.environ["JUPYTERHUB_SERVICE_PREFIX"]
+    app = Application([
+        (prefix, PageHandler),
+        (url_path_join(prefix, "progress.csv"), CsvHandler),
+        (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+    ], cookie_secret=os.urandom(32))
+    url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
+    app.listen(url.port, url.hostname)
+    IOLoop.current().start()
+
+
+if __name__ == "__main__":
+    main()
