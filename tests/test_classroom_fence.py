@@ -10,8 +10,6 @@ data must still be there. No OS users are made here, so this runs for any user.
 
 import json
 import stat
-import subprocess
-import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
@@ -22,22 +20,15 @@ from sqlalchemy.exc import DBAPIError
 from labkit import database, diagnose
 from labkit.classroom import hub
 
+from support.classroom import classroom
 from support.helpers import REPO, assert_short_and_secret_free, lab, text_of
 
 
 @pytest.fixture(scope="module")
 def room():
     """A running classroom server with learners alice and bob; stopped and deleted afterwards."""
-    folder = Path(tempfile.mkdtemp(prefix="de11f", dir="/tmp"))
-    folder.chmod(0o755)  # as root, PostgreSQL runs as pgserver and must reach its data
-    env = {"LAB_CLASSROOM_DIR": str(folder), "DATABASE_URL": None, "LAB_STUDENT": None}
-    started = lab("classroom", "server", "start", **env)
-    assert started.returncode == 0, text_of(started)
-    made = lab("classroom", "setup", "--users", "alice,bob", **env)
-    assert made.returncode == 0, text_of(made)
-    yield env
-    lab("classroom", "server", "stop", **env)
-    subprocess.run(["rm", "-rf", str(folder)])
+    with classroom("de11f", ["alice", "bob"]) as env:
+        yield env
 
 
 def secrets_of(room) -> dict:

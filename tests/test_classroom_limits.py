@@ -9,9 +9,7 @@ No OS users are made here, so this runs for any user.
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -23,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from labkit import diagnose
 
+from support.classroom import classroom
 from support.helpers import REPO, lab, text_of
 
 LIMIT = 4
@@ -31,16 +30,8 @@ LIMIT = 4
 @pytest.fixture(scope="module")
 def room():
     """A running classroom server, alice and bob set up with a connection limit of 4."""
-    folder = Path(tempfile.mkdtemp(prefix="de19l", dir="/tmp"))
-    folder.chmod(0o755)  # as root, PostgreSQL runs as pgserver and must reach its data
-    env = {"LAB_CLASSROOM_DIR": str(folder), "DATABASE_URL": None, "LAB_STUDENT": None}
-    started = lab("classroom", "server", "start", **env)
-    assert started.returncode == 0, text_of(started)
-    made = lab("classroom", "setup", "--users", "alice,bob", "--connection-limit", str(LIMIT), **env)
-    assert made.returncode == 0, text_of(made)
-    yield env
-    lab("classroom", "server", "stop", **env)
-    shutil.rmtree(folder, ignore_errors=True)
+    with classroom("de19l", ["alice", "bob"], "--connection-limit", str(LIMIT)) as env:
+        yield env
 
 
 def secrets_of(room) -> dict:

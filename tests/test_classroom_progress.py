@@ -13,8 +13,6 @@ import csv
 import datetime as dt
 import io
 import json
-import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ from urllib.parse import quote
 import psycopg2
 import pytest
 
+from support.classroom import classroom
 from support.helpers import lab, text_of
 
 NAMES = ["alice", "bob", "carol", "dave"]
@@ -31,14 +30,7 @@ NAMES = ["alice", "bob", "carol", "dave"]
 @pytest.fixture(scope="module")
 def room():
     """A running classroom server with four learners at known places; stopped and deleted afterwards."""
-    folder = Path(tempfile.mkdtemp(prefix="de19p", dir="/tmp"))
-    folder.chmod(0o755)  # as root, PostgreSQL runs as pgserver and must reach its data
-    env = {"LAB_CLASSROOM_DIR": str(folder), "DATABASE_URL": None, "LAB_STUDENT": None}
-    try:
-        started = lab("classroom", "server", "start", **env)
-        assert started.returncode == 0, text_of(started)
-        made = lab("classroom", "setup", "--users", ",".join(NAMES), **env)
-        assert made.returncode == 0, text_of(made)
+    with classroom("de19p", NAMES) as env:
         times = {}
         for name, phase in (("bob", 2), ("carol", 2), ("alice", 4)):
             before = dt.datetime.now(dt.UTC)
@@ -50,9 +42,6 @@ def room():
             cur.execute("ALTER TABLE users DROP COLUMN name; ALTER TABLE users ADD COLUMN full_name varchar(100);"
                         "UPDATE alembic_version SET version_num = '0003_rename_name_to_full_name'")
         yield {"env": env, "times": times}
-    finally:
-        lab("classroom", "server", "stop", **env)
-        subprocess.run(["rm", "-rf", str(folder)])
 
 
 def url_of(env, name: str) -> str:
