@@ -84,17 +84,30 @@ class Server:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_server(*, password: str | None = None, tcp: bool = False, with_vector: bool = True) -> Server:
+DEBIAN = Path("/usr/lib/postgresql")
+
+
+def debian_bin(major: int) -> Path | None:
+    """Return the bin folder of Debian's PostgreSQL ``major`` (``apt-get install postgresql-15``), or None."""
+    folder = DEBIAN / str(major) / "bin"
+    return folder if (folder / "initdb").exists() else None
+
+
+def start_server(*, password: str | None = None, tcp: bool = False, with_vector: bool = True,
+                 bin_dir: Path | None = None, settings: str = "") -> Server:
     """Initialise and start a server in a new temp folder.
 
     ``password`` turns on scram-sha-256 for every connection (the superuser ``postgres``
     gets it); ``tcp`` listens on 127.0.0.1 at a free port as well as on the socket;
-    ``with_vector=False`` runs a copy of the binaries that lacks pgvector.
+    ``with_vector=False`` runs a copy of the binaries that lacks pgvector; ``bin_dir`` runs
+    other binaries (``debian_bin(15)``: Debian's PostgreSQL 15, which has no pgvector);
+    ``settings`` adds server options such as ``-c lc_messages=de_DE.UTF-8``.
     """
     root = Path(tempfile.mkdtemp(prefix="pgt", dir="/tmp"))
     cluster.hand_over(root)
     try:
-        bin_dir = bundled_tree() / "bin" if with_vector else copy_without_vector(root)
+        if bin_dir is None:
+            bin_dir = bundled_tree() / "bin" if with_vector else copy_without_vector(root)
         pwfile = None
         if password:
             pwfile = root / "pw"
@@ -105,7 +118,7 @@ def start_server(*, password: str | None = None, tcp: bool = False, with_vector:
             pwfile.unlink()
         port = free_port() if tcp else 5432
         listen = "127.0.0.1" if tcp else "''"
-        opts = f"-h {listen} -p {port} -k {root} -c fsync=off"
+        opts = f"-h {listen} -p {port} -k {root} -c fsync=off {settings}".rstrip()
         cluster.start(bin_dir, root / "data", opts, log=root / "log", timeout=30)
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
