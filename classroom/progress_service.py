@@ -106,7 +106,9 @@ def main() -> None:
         (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
     ], cookie_secret=os.urandom(32))
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
-    app.listen(url.port, url.hostname)
+    # On Kubernetes the service's URL names the hub's Kubernetes Service (http://hub:8181), an
+    # address the pod cannot bind: classroom/k8s/config.yaml sets CLASSROOM_PROGRESS_BIND=0.0.0.0.
+    app.listen(url.port, os.environ.get("CLASSROOM_PROGRESS_BIND") or url.hostname)
     IOLoop.current().start()
 
 

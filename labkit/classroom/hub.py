@@ -69,6 +69,18 @@ def lay_out_home(name: str, stage: Path) -> Path:
     return lay_notebooks(stage, homes.ensure_os_user(name))
 
 
+def learner_database(name: str) -> dict[str, str]:
+    """Return the two variables that fence a learner into their own database, on any spawner.
+
+    The local hub (``pre_spawn_hook`` below) and the Kubernetes hub (``labkit.classroom.kube``)
+    both hand a learner's server exactly these; a name with no classroom database raises LabError.
+    """
+    return {
+        "DATABASE_URL": learners.learner_url(name),
+        "LAB_STUDENT": name,  # the lab then owns lab_<name> and may reset it freely
+    }
+
+
 def learner_environment(name: str, stage: Path, home: Path) -> dict[str, str]:
     """Return the environment a learner's server gets: only their own DATABASE_URL.
 
@@ -76,8 +88,7 @@ def learner_environment(name: str, stage: Path, home: Path) -> dict[str, str]:
     the whole room (the load test sets it lower).
     """
     env = {
-        "DATABASE_URL": learners.learner_url(name),
-        "LAB_STUDENT": name,  # the lab then owns lab_<name> and may reset it freely
+        **learner_database(name),
         "LAB_DATA_DIR": str(home / ".lab"),
         "LAB_WORKSPACE": str(home / "workspace"),  # the staged lab is read-only to learners
         "PYTHONPATH": str(stage),
