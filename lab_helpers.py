@@ -58,6 +58,9 @@ _EXPORTS = {
     "show_sql": ("labkit.notebook.bigreport", "show_sql"),
     "project_folder": ("labkit.notebook.bigreport", "project_folder"),
     "forget_bytecode": ("labkit.notebook.bigreport", "forget_bytecode"),
+    # Notebooks 3 and 7: old and new application code running beside a migration, every write counted.
+    "app_version": ("labkit.notebook.liveapp", "version"),
+    "live_app": ("labkit.notebook.liveapp", "running"),
     # The database, its phases and its sample data.
     "url": ("labkit.database", "resolve_url"),
     "engine": ("labkit.database", "checked_engine"),

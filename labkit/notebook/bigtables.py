@@ -25,6 +25,7 @@ from alembic.runtime.migration import MigrationContext
 
 from .. import settings
 from .bigreport import Step, lock_name, strongest
+from .liveapp import connection
 
 # The size knob, LAB_BIG_ROWS (labkit/settings.py): the classroom load test sets it lower.
 DEFAULT_ROWS = 1_000_000
@@ -43,22 +44,16 @@ def big_rows() -> int:
     return max(MIN_ROWS, int(raw)) if raw.isdigit() else DEFAULT_ROWS
 
 
-def _connect(eng: sa.Engine, name: str) -> sa.Connection:
-    """Return an autocommit connection of its own, named ``name`` in pg_stat_activity."""
-    own = sa.create_engine(eng.url, poolclass=sa.pool.NullPool,
-                           connect_args={"application_name": f"notebook 7 {name}"})
-    return own.connect().execution_options(isolation_level="AUTOCOMMIT")
-
-
 class _Client(threading.Thread):
     """The application: one statement on a random row, again and again, each one timed."""
 
     def __init__(self, eng: sa.Engine, sql: str, rows: int, name: str):
         super().__init__(daemon=True, name=name)
-        self.conn, self.sql, self.rows = _connect(eng, name), sql, rows
+        self.conn, self.sql, self.rows = connection(eng, name), sql, rows
         self.conn.exec_driver_sql("SET statement_timeout = '60s'")  # never hang a notebook
         self.pid = self.conn.scalar(sa.text("SELECT pg_backend_pid()"))
         self.spans: list[tuple[float, float]] = []
+        self.errors: list[str] = []
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -66,7 +61,10 @@ class _Client(threading.Thread):
         try:
             while not self.stop.is_set():
                 began = time.perf_counter()
-                self.conn.execute(sa.text(self.sql), {"id": pick.randint(KEEP_OUT + 1, self.rows)})
+                try:
+                    self.conn.execute(sa.text(self.sql), {"id": pick.randint(KEEP_OUT + 1, self.rows)})
+                except sa.exc.DBAPIError as exc:  # a check the row fails: the application logs it, goes on
+                    self.errors.append(type(exc.orig).__name__)
                 self.spans.append((began, time.perf_counter()))
                 time.sleep(PAUSE)
         finally:
@@ -95,7 +93,7 @@ class _Observer(threading.Thread):
 
     def __init__(self, eng: sa.Engine, migration_pid: int, tables: list[str], clients: list[int]):
         super().__init__(daemon=True, name="observer")
-        self.conn = _connect(eng, "observer")
+        self.conn = connection(eng, "observer")
         self.params = {"migration": migration_pid, "tables": tables, "clients": clients}
         self.modes: dict[str, set[str]] = {t: set() for t in tables}
         self.timeline: list[tuple[float, str | None]] = []  # (when, strongest mode on the main table)
@@ -147,7 +145,7 @@ def _report(eng: sa.Engine, behind: float) -> threading.Thread:
     ready = threading.Event()
 
     def run() -> None:
-        with contextlib.closing(_connect(eng, "report")) as conn:
+        with contextlib.closing(connection(eng, "report")) as conn:
             conn.exec_driver_sql("BEGIN")
             conn.exec_driver_sql("SELECT count(*) FROM accounts WHERE id <= 1000")
             ready.set()
@@ -184,7 +182,7 @@ def measure(eng: sa.Engine, operation: str, way: str, migrate: Callable[[Operati
     with rows:
         top = rows.scalar(sa.text("SELECT max(id) FROM accounts"))
     reader, writer = _Client(eng, READ, top, "reader"), _Client(eng, WRITE, top, "writer")
-    conn = _connect(eng, "migration").execution_options(isolation_level="READ COMMITTED")
+    conn = connection(eng, "migration").execution_options(isolation_level="READ COMMITTED")
     pid = conn.scalar(sa.text("SELECT pg_backend_pid()"))
     _migrating.append(pid)
     before = _relfilenode(conn, tables[0])
@@ -244,7 +242,7 @@ def cancel_when(eng: sa.Engine, row: int, column: str = "level") -> Iterator[Non
     pid = {"pid": _migrating[-1] if _migrating else None}
 
     def watch() -> None:
-        with contextlib.closing(_connect(eng, "stop button")) as conn:
+        with contextlib.closing(connection(eng, "stop button")) as conn:
             while not done.is_set() and not conn.scalar(probe, {"id": row}):
                 time.sleep(0.01)
             while not done.is_set():  # an idle moment between batches ignores a cancel: again
