@@ -1,0 +1,219 @@
+"""Alembic's generic env.py (from ``alembic init``), made ready for a team and for production.
+
+What it adds to Alembic's template (the project's README.md explains each):
+
+- the URL from the environment (MY_PROJECT_DATABASE_URL), never from alembic.ini, with a hosting
+  dashboard's ``postgres://`` rewritten for psycopg2;
+- an Engine, a Connection, or nothing handed in through ``config.attributes["connection"]``
+  (pytest-alembic hands an Engine; Alembic's cookbook hands a Connection);
+- one commit per revision (``transaction_per_migration=True``), with ``lock_timeout`` and
+  ``statement_timeout`` set in each revision's transaction (``SET LOCAL``);
+- one migration at a time per database: a session-level advisory lock, held across the whole
+  run and released at the end, waited for without holding a snapshot;
+- autogenerate settings: ``include_name``, ``compare_server_default``, pgvector's types.
+"""
+import contextlib
+import os
+import sys
+import time
+from logging.config import fileConfig
+
+from alembic import context
+from alembic.util import CommandError
+from sqlalchemy import Connection, create_engine, event, pool, text
+
+from models import Base
+
+# this is the Alembic Config object, which provides
+# access to the values within the .ini file in use.
+config = context.config
+
+# Interpret the config file for Python logging.
+# This line sets up loggers basically.
+if config.config_file_name is not None and config.cmd_opts is not None:  # the command line only
+    fileConfig(config.config_file_name, disable_existing_loggers=False)  # keep others' loggers
+
+# add your model's MetaData object here
+# for 'autogenerate' support
+target_metadata = Base.metadata
+
+# other values from the config, defined by the needs of env.py,
+# can be acquired:
+URL_VARIABLE = config.get_main_option("url_variable", "MY_PROJECT_DATABASE_URL")
+TIMEOUTS = {name: config.get_main_option(name, "") for name in ("lock_timeout", "statement_timeout")}
+LOCK_KEY = int(config.get_main_option("migration_lock_key", "0"))  # 0: no migration lock
+LOCK_WAIT = float(config.get_main_option("migration_lock_wait", "600"))  # seconds
+EXCLUDE_TABLES = set(config.get_main_option("exclude_tables", "").split())
+
+
+def database_url() -> str:
+    """Return the URL in URL_VARIABLE, a dashboard's postgres:// rewritten for psycopg2."""
+    url = os.environ.get(URL_VARIABLE, "").strip()
+    if not url:
+        sys.exit(f"{URL_VARIABLE} is not set: export it first (see README.md).")
+    if url.startswith(("postgres://", "postgresql://")):  # SQLAlchemy: no such dialect; psycopg 3
+        url = "postgresql+psycopg2://" + url.split("://", 1)[1]
+    return url
+
+
+def include_name(name, type_, parent_names) -> bool:
+    """Autogenerate compares everything but the tables alembic.ini's exclude_tables lists."""
+    return not (type_ == "table" and name in EXCLUDE_TABLES)
+
+
+def render_item(type_, obj, autogen_context):
+    """Write pgvector's column types as Vector(n) etc., with their import, into a new revision."""
+    from pgvector.sqlalchemy import HALFVEC, SPARSEVEC, Vector
+
+    if type_ == "type" and isinstance(obj, (Vector, HALFVEC, SPARSEVEC)):
+        name = type(obj).__name__
+        autogen_context.imports.add(f"from pgvector.sqlalchemy import {name}")
+        return f"{name}({obj.dim})"
+    return False  # anything else: Alembic's own rendering
+
+
+@contextlib.contextmanager
+def connected(connectable):
+    """Yield a Connection: the one handed in (left open), or a new one to the handed Engine or URL."""
+    if isinstance(connectable, Connection):
+        yield connectable
+        return
+    engine = connectable or create_engine(database_url(), poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        yield connection
+
+
+@contextlib.contextmanager
+def migration_lock(connection: Connection):
+    """Hold the session-level advisory lock LOCK_KEY for the whole run: one migration at a time.
+
+    It waits with pg_try_advisory_lock, committing between tries, so a waiting replica holds
+    no snapshot (a waiting pg_advisory_lock would, and deadlock a CREATE INDEX CONCURRENTLY).
+    Inside a transaction the caller began, it takes the transaction-level lock instead.
+    """
+    if not LOCK_KEY:
+        yield
+        return
+    if connection.in_transaction():  # the caller's transaction: the lock ends with it
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+        yield
+        return
+    deadline, told = time.monotonic() + LOCK_WAIT, False
+    while not connection.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}):
+        connection.commit()  # no transaction, no snapshot, while waiting
+        if time.monotonic() > deadline:
+            sys.exit(f"Another migration held the lock for over {LOCK_WAIT:.0f} s. Nothing was changed.")
+        if not told:
+            print("Waiting for another migration of this database to finish ...", file=sys.stderr)
+            told = True
+        time.sleep(0.5)
+    connection.commit()
+    try:
+        yield
+    finally:
+        connection.rollback()  # a failed revision leaves its transaction aborted
+        connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
+        connection.commit()
+
+
+@contextlib.contextmanager
+def revision_timeouts(connection: Connection):
+    """SET LOCAL alembic.ini's lock_timeout and statement_timeout at the start of each transaction.
+
+    With transaction_per_migration=True each revision runs in a transaction of its own, so both
+    hold in every revision and end with it; a revision's own SET LOCAL wins for that revision.
+    An autocommit_block() runs with the server's settings.
+    """
+    settings = {name: value for name, value in TIMEOUTS.items() if value}
+
+    def set_local(conn: Connection) -> None:
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            for name, value in settings.items():
+                conn.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
+
+    if connection.in_transaction():  # the caller's transaction: set them once, in it
+        set_local(connection)
+    event.listen(connection, "begin", set_local)
+    try:
+        yield
+    finally:
+        event.remove(connection, "begin", set_local)
+
+
+@contextlib.contextmanager
+def saying_where_it_stopped(connection: Connection):
+    """On a failure, add where the database is now: the revisions before the failing one stay committed."""
+    if connection.in_transaction():  # the caller's transaction: all of it commits, or none
+        yield
+        return
+    migration = context.get_context()
+    started = migration.get_current_heads()
+    try:
+        yield
+    except Exception as exc:
+        connection.rollback()
+        now = migration.get_current_heads()
+        connection.rollback()
+        where = ", ".join(now) or "base"
+        if now == started:
+            note = f"No revision of this run was committed: the database is still at {where}."
+        else:
+            note = (f"The revisions before the failing one were committed, each in its own "
+                    f"transaction: the database is now at {where}.")
+        if isinstance(exc, CommandError):  # the command line prints only its message
+            raise CommandError(f"{exc}\n{note}") from None
+        exc.add_note(note)  # printed at the end of the traceback
+        raise
+
+
+def run_migrations_offline() -> None:
+    """Run migrations in 'offline' mode.
+
+    This configures the context with just a dialect name: no URL,
+    no Engine, no database and no environment variable needed.
+
+    Calls to context.execute() here emit the given string to the
+    script output.
+
+    """
+    context.configure(
+        dialect_name="postgresql",
+        target_metadata=target_metadata,
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+        transaction_per_migration=True,
+    )
+
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    """Run migrations in 'online' mode.
+
+    In this scenario we need an Engine and associate a connection
+    with the context: the Engine or Connection handed in through
+    config.attributes["connection"] (pytest-alembic's, your code's),
+    else an Engine made from the URL in the environment.
+
+    """
+    connectable = config.attributes.get("connection")
+
+    with connected(connectable) as connection, migration_lock(connection), revision_timeouts(connection):
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            transaction_per_migration=True,
+            include_name=include_name,
+            compare_server_default=True,
+            render_item=render_item,
+        )
+
+        with context.begin_transaction(), saying_where_it_stopped(connection):
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

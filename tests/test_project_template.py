@@ -1,0 +1,329 @@
+"""project-template/, used the way a learner uses it: copied into a fresh folder, on a server with a password.
+
+Notebooks 5, 6 and 7 build a learner's project from ``project-template/``. Each piece of it can be
+right alone and the set still wrong (issue 22: an env.py that pytest-alembic's Engine broke, an
+advisory lock lost at the first commit), so these tests run the set together:
+
+- a copy of the folder under /tmp, outside the repository, with three revisions a learner might
+  write (one builds an index with CREATE INDEX CONCURRENTLY inside ``autocommit_block()``);
+- a venv holding only the template's ``requirements.txt`` (``import labkit`` fails there);
+- a LOGIN role with a password over TCP with scram-sha-256, owning a working and a test
+  database, on the bundled PostgreSQL 18 and on Debian's PostgreSQL 15 (no pgvector there).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+
+from support import servers
+from support.helpers import REPO
+from support.prerequisites import skip_or_fail
+
+pytestmark = pytest.mark.slow  # a venv of its own, two servers, some thirty processes
+
+TEMPLATE = REPO / "project-template"
+ROLE, PASSWORD = "learner", "m0rn%ng@pg:/"  # characters a URL must encode
+FINGERPRINT = sa.text("SELECT count(*), md5(string_agg(u::text, ',' ORDER BY id)) FROM users u")
+
+MODEL = '''
+from sqlalchemy import String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    level: Mapped[int] = mapped_column(server_default=text("1"))
+'''
+
+HEADER = '''"""{doc}"""
+import os
+
+from alembic import op
+import sqlalchemy as sa
+
+revision = "{rev}"
+down_revision = {down!r}
+branch_labels = None
+depends_on = None
+'''
+
+REVISIONS = {
+    "0001": ("create users", '''
+def upgrade():
+    op.create_table("users", sa.Column("id", sa.Integer(), nullable=False),
+                    sa.Column("name", sa.String(length=100), nullable=False),
+                    sa.PrimaryKeyConstraint("id", name=op.f("pk_users")))
+
+
+def downgrade():
+    op.drop_table("users")
+'''),
+    "0002": ("add level", '''
+def upgrade():
+    op.execute(f"SELECT pg_sleep({float(os.environ.get('PAUSE_0002', '0'))})")  # the tests' pause
+    op.add_column("users", sa.Column("level", sa.Integer(), server_default=sa.text("1"), nullable=False))
+
+
+def downgrade():
+    op.drop_column("users", "level")
+'''),
+    "0003": ("index users.name, concurrently", '''
+def upgrade():
+    with op.get_context().autocommit_block():
+        op.create_index(op.f("ix_users_name"), "users", ["name"], postgresql_concurrently=True)
+
+
+def downgrade():
+    with op.get_context().autocommit_block():
+        op.drop_index(op.f("ix_users_name"), table_name="users", postgresql_concurrently=True)
+'''),
+}
+
+FAILING = ("a revision that fails half-way", '''
+def upgrade():
+    op.add_column("users", sa.Column("email", sa.Text()))
+    op.execute("SELECT 1 / 0")
+
+
+def downgrade():
+    op.drop_column("users", "email")
+''')
+
+# Run in the project's venv: env.py given an Engine, a Connection (with and without a transaction
+# of the caller's) and nothing, through Alembic's Python API, as pytest-alembic and the cookbook do.
+HANDED = '''
+import os
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+engine = sa.create_engine(os.environ["MY_PROJECT_DATABASE_URL"])
+LOCKS = sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+
+
+def cfg(connectable=None):
+    config = Config("alembic.ini")
+    if connectable is not None:
+        config.attributes["connection"] = connectable
+    return config
+
+
+def where():
+    with engine.connect() as conn:
+        return conn.scalar(sa.text("SELECT version_num FROM alembic_version")), conn.scalar(LOCKS)
+
+
+command.upgrade(cfg(), "head")
+print("nothing", *where())
+command.downgrade(cfg(engine), "0002")
+print("engine", *where())
+with engine.begin() as conn:
+    command.downgrade(cfg(conn), "0001")
+    print("connection in a transaction, still open:", conn.in_transaction())
+print("connection in a transaction", *where())
+with engine.connect() as conn:
+    command.upgrade(cfg(conn), "head")
+    print("connection, still usable:", conn.scalar(sa.text("SELECT 1")))
+print("connection", *where())
+'''
+
+
+@pytest.fixture(scope="session")
+def template_venv(tmp_path_factory) -> Path:
+    """A venv with the template's requirements.txt and nothing else, built once per session."""
+    root = tmp_path_factory.mktemp("template-venv") / "venv"
+    venv.create(root, with_pip=True, symlinks=True)
+    done = subprocess.run([root / "bin" / "python", "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                           "-r", TEMPLATE / "requirements.txt"], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for module in ("labkit", "lab_helpers"):
+        found = subprocess.run([root / "bin" / "python", "-c", f"import {module}"], cwd="/tmp",
+                               capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+        assert found.returncode != 0, f"{module} is importable in the template's venv"
+    return root
+
+
+@pytest.fixture(scope="module", params=["18", "15"])
+def server(request):
+    """A scram-sha-256 server on 127.0.0.1: the bundled PostgreSQL 18, then Debian's 15."""
+    if request.param == "15":
+        bin_dir = servers.debian_bin(15)
+        if bin_dir is None:
+            skip_or_fail("Debian's PostgreSQL 15 is not installed (apt-get install postgresql-15)")
+        started = servers.start_server(password="admin pw", tcp=True, bin_dir=bin_dir)
+    else:
+        started = servers.start_server(password="admin pw", tcp=True)
+    with sa.create_engine(started.sa_url(), isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.exec_driver_sql(f"CREATE ROLE {ROLE} LOGIN PASSWORD %(pw)s", {"pw": PASSWORD})
+    yield started
+    started.stop()
+
+
+class Project:
+    """A copy of the template in a fresh folder, and a shell there with only the template's venv."""
+
+    def __init__(self, folder: Path, venv_root: Path, server: servers.Server):
+        self.folder, self.server = folder, server
+        self.env = {"PATH": f"{venv_root / 'bin'}:/usr/bin:/bin", "HOME": str(folder.parent), "LANG": "C.UTF-8",
+                    "MY_PROJECT_DATABASE_URL": self.url("my_project"),
+                    "MY_PROJECT_TEST_DATABASE_URL": self.url("my_project_test")}
+
+    def url(self, database: str, scheme: str = "postgresql+psycopg2", host: str = "127.0.0.1") -> str:
+        return f"{scheme}://{ROLE}:{quote(PASSWORD, safe='')}@{host}:{self.server.port}/{database}"
+
+    def start(self, command: str, **env: str | None) -> subprocess.Popen:
+        changed = {k: v for k, v in {**self.env, **env}.items() if v is not None}
+        return subprocess.Popen(["bash", "-c", command], cwd=self.folder, env=changed, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def run(self, command: str, **env: str | None) -> tuple[int, str]:
+        process = self.start(command, **env)
+        out, err = process.communicate(timeout=300)
+        for secret in (PASSWORD, quote(PASSWORD, safe="")):
+            assert secret not in out + err, command
+        return process.returncode, out + err
+
+    def query(self, sql: str, database: str = "my_project"):
+        engine = sa.create_engine(self.url(database))
+        try:
+            with engine.connect() as conn:
+                return conn.execute(sa.text(sql)).all()
+        finally:
+            engine.dispose()
+
+    def add_revision(self, rev: str, down: str | None, doc: str, body: str) -> None:
+        path = self.folder / "migrations" / "versions" / f"{rev}_{doc.split(',')[0].replace(' ', '_')}.py"
+        path.write_text(HEADER.format(doc=doc, rev=rev, down=down) + body)
+
+
+@pytest.fixture
+def project(tmp_path, template_venv, server) -> Project:
+    """The template copied to /tmp, a model and three revisions added, two empty databases the role owns."""
+    folder = tmp_path / "my_project"
+    shutil.copytree(TEMPLATE, folder)
+    assert REPO not in folder.parents
+    with (folder / "models.py").open("a") as models:
+        models.write(MODEL)
+    made = Project(folder, template_venv, server)
+    down = None
+    for rev, (doc, body) in REVISIONS.items():
+        made.add_revision(rev, down, doc, body)
+        down = rev
+    with sa.create_engine(server.sa_url(), isolation_level="AUTOCOMMIT").connect() as conn:
+        for database in ("my_project", "my_project_test"):
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+            conn.exec_driver_sql(f"CREATE DATABASE {database} OWNER {ROLE}")
+    return made
+
+
+def test_pytest_alembic_passes_on_the_test_database_and_leaves_the_working_one_alone(project):
+    """pytest-alembic's built-ins run env.py with an Engine; a working database full of rows stays as it was."""
+    code, out = project.run("alembic upgrade head")
+    assert code == 0, out
+    project.query("SELECT 1")  # connects as the learner, password and all
+    engine = sa.create_engine(project.url("my_project"))
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO users (name) VALUES ('Ada'), ('Grace'), ('Alan')"))
+    engine.dispose()
+    before = project.query(FINGERPRINT.text)
+
+    # a dashboard's postgres:// URL for the test database, as pytest reads it
+    code, out = project.run("pytest -q -p no:randomly",
+                            MY_PROJECT_TEST_DATABASE_URL=project.url("my_project_test", scheme="postgres"))
+    assert code == 0, out
+    assert "4 passed" in out, out
+    assert project.query(FINGERPRINT.text) == before
+
+    # the working database under another spelling of its URL: refused before any test runs
+    code, out = project.run("pytest -q", MY_PROJECT_TEST_DATABASE_URL=project.url("my_project", host="localhost"))
+    assert code == 2, out
+    assert "refusing to run tests that would empty your working database" in out, out
+    code, out = project.run("pytest -q", MY_PROJECT_TEST_DATABASE_URL=None)
+    assert code == 2, out
+    assert "MY_PROJECT_TEST_DATABASE_URL is not set" in out, out
+    assert project.query(FINGERPRINT.text) == before
+    assert project.query("SELECT version_num FROM alembic_version") == [("0003",)]
+
+
+def test_env_py_takes_an_engine_a_connection_or_nothing(project):
+    """pytest-alembic hands an Engine, the cookbook a Connection; the command line hands nothing."""
+    (project.folder / "handed.py").write_text(HANDED)
+    code, out = project.run("python handed.py")
+    assert code == 0, out
+    lines = [line for line in out.splitlines() if not line.startswith("INFO")]
+    assert lines == [
+        "nothing 0003 0",
+        "engine 0002 0",
+        "connection in a transaction, still open: True",
+        "connection in a transaction 0001 0",
+        "connection, still usable: 1",
+        "connection 0003 0",
+    ], out
+
+
+def test_sql_mode_needs_no_url(project):
+    """--sql prints every revision's SQL with the URL variable unset: a reviewer needs no database."""
+    code, out = project.run("alembic upgrade head --sql", MY_PROJECT_DATABASE_URL=None)
+    assert code == 0, out
+    assert "CREATE TABLE users" in out
+    assert "CREATE INDEX CONCURRENTLY ix_users_name ON users (name)" in out
+    assert out.count("COMMIT;") >= 3, out  # one transaction per revision
+
+
+def test_two_upgrades_at_once_run_one_after_the_other(project):
+    """Two replicas deploying at once: one waits for the lock, without a snapshot, and both exit 0.
+
+    With a transaction-level lock the second would run revision 0002 again after 0001 committed
+    (DuplicateColumn); with a waiting pg_advisory_lock the index build would deadlock with it.
+    """
+    first = project.start("alembic upgrade head", PAUSE_0002="3")
+    second = project.start("alembic upgrade head", PAUSE_0002="3")
+    results = [(p.wait(timeout=300), p.stdout.read() + p.stderr.read()) for p in (first, second)]
+    assert [code for code, _ in results] == [0, 0], results
+    waited = [out for _, out in results if "Waiting for another migration" in out]
+    assert len(waited) == 1, results
+    assert project.query("SELECT version_num FROM alembic_version") == [("0003",)]
+    assert project.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_users_name'::regclass") == [(True,)]
+    assert project.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
+
+
+def test_a_revision_that_fails_half_way_says_which_revisions_were_committed(project):
+    """Each revision commits on its own: a failure in 0004 leaves 0001-0003 applied, and the message says so."""
+    project.add_revision("0004", "0003", *FAILING)
+    code, out = project.run("alembic upgrade head", MY_PROJECT_DATABASE_URL=project.url("my_project", "postgres"))
+    assert code != 0, out
+    assert "DivisionByZero" in out, out
+    assert out.rstrip().endswith("each in its own transaction: the database is now at 0003."), out[-2000:]
+    assert project.query("SELECT version_num FROM alembic_version") == [("0003",)]
+    assert project.query("SELECT count(*) FROM information_schema.columns WHERE column_name = 'email'") == [(0,)]
+    assert project.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
+
+    code, out = project.run("alembic upgrade head")  # a second try from 0003: nothing of it committed
+    assert "No revision of this run was committed: the database is still at 0003." in out, out[-2000:]
+
+
+def test_template_is_what_the_readme_says(template_venv):
+    """Each file COMMON.md lists is there, and requirements.txt names everything the template imports."""
+    names = {p.relative_to(TEMPLATE).as_posix() for p in TEMPLATE.rglob("*") if p.is_file()}
+    for name in ("alembic.ini", "migrations/env.py", "migrations/script.py.mako", "models.py", "conftest.py",
+                 "test_migrations.py", "pytest.ini", ".gitignore", "requirements.txt", "README.md"):
+        assert name in names, name
+    assert not [n for n in names if "__pycache__" in n]
+    pip = subprocess.run([template_venv / "bin" / "python", "-m", "pip", "list", "--format=freeze"],
+                         capture_output=True, text=True, check=True).stdout.lower()
+    for package in ("alembic", "sqlalchemy", "psycopg2-binary", "pgvector", "tqdm", "pytest-alembic"):
+        assert f"{package}==" in pip, package
+    assert sys.prefix not in pip
+    assert os.sep + "labkit" not in pip
