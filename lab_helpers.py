@@ -35,11 +35,13 @@ _EXPORTS = {
     "scratch_copy": ("labkit.notebook.queries", "scratch_copy"),
     "run_sql": ("labkit.notebook.queries", "run_sql"),
     "short_error": ("labkit.diagnose", "short_error"),
-    # Notebook 3: rehearse and roll back, offline SQL, squawk, flat-against-linear timing.
+    # Notebook 3: rehearse and roll back, offline SQL, squawk, a rollout beside live apps, flat against linear.
     "rehearsal": ("labkit.notebook.rehearsal", "rehearsal"),
     "offline_sql": ("labkit.notebook.rehearsal", "offline_sql"),
     "squawk": ("labkit.notebook.rehearsal", "squawk"),
     "squawk_rules": ("labkit.notebook.rehearsal", "squawk_rules"),
+    "Rollout": ("labkit.notebook.zero_downtime", "Rollout"),
+    "LOCKS_SQL": ("labkit.notebook.zero_downtime", "LOCKS_SQL"),
     "flat_vs_linear": ("labkit.notebook.zero_downtime", "flat_vs_linear"),
     "flat_vs_linear_verdict": ("labkit.notebook.zero_downtime", "flat_vs_linear_verdict"),
     # Notebook 5: the only thing the lab hands to your own project is a database URL.
