@@ -170,3 +170,23 @@ def test_student_copies_of_the_real_notebooks_carry_no_solution(tmp_path):
         assert not set(solutions) & {c.source for c in copy.cells}
         assert all(not c.outputs for c in copy.cells if c.cell_type == "code")
         assert len(copy.cells) == len(original.cells) - len(solutions)
+
+
+def test_the_hub_lays_out_no_solution_that_runs(tmp_path):
+    """What a learner's ~/database-evolution/notebooks gets: the form's folded solution, never a code one."""
+    import os
+    import pwd
+
+    from labkit.classroom import hub
+
+    stage = tmp_path / "stage"
+    (stage / "notebooks").mkdir(parents=True)
+    old_form = synthetic_notebook()
+    old_form.cells.insert(2, cell("code", "answer = 'SOLUTION_TEXT_42'", "solution"))
+    nbformat.write(old_form, stage / "notebooks" / "01_demo.ipynb")
+    me = pwd.getpwuid(os.getuid())
+    entry = pwd.struct_passwd((me.pw_name, "x", me.pw_uid, me.pw_gid, "", str(tmp_path / "home"), me.pw_shell))
+    laid = hub.lay_notebooks(stage, entry)
+    learner = nbformat.read(laid / "notebooks" / "01_demo.ipynb", as_version=4)
+    assert [c.source for c in learner.cells] == [c.source for c in synthetic_notebook().cells]
+    assert [c.cell_type for c in learner.cells if "solution" in exercises.tags(c)] == ["markdown"]
