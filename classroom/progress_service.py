@@ -5,6 +5,9 @@ JupyterHub starts this as a managed service (``classroom/jupyterhub_config.py``)
 as a table, stuck learners first, that reloads itself every ``CLASSROOM_PROGRESS_REFRESH``
 seconds (default 10; a meta refresh, no script), with the same rows as CSV at
 ``progress.csv``. ``?pace=N`` sets the phase the room should be at (default: its median).
+Each row's "bring back" link opens ``goto?learner=NAME``: a page (no reload) that asks which
+phase and for confirmation; its POST runs ``classroom goto`` for that learner alone
+(``labkit.classroom.progress_goto``), logged with the admin's hub name and the time.
 
 Who may open it is JupyterHub's decision, through OAuth: the page asks the hub for the scope
 ``access:services!service=classroom-progress``, which the hub's admin role holds and a
@@ -30,7 +33,7 @@ from jupyterhub.utils import url_path_join
 from tornado.ioloop import IOLoop
 from tornado.web import Application, HTTPError, RequestHandler, authenticated
 
-from labkit.classroom import progress, progress_report
+from labkit.classroom import progress, progress_goto, progress_report
 from labkit.errors import LabError
 
 STYLE = """
@@ -39,7 +42,7 @@ table { border-collapse: collapse; } th, td { padding: .3em .6em; border-bottom:
 td.num { text-align: right; } tr.waiting, tr.idle-in-transaction, tr.names-lost, tr.unreadable { background: #fdd; }
 tr.behind { background: #ffe9b3; } .small { color: #555; font-size: 12px; }
 """
-COLUMNS = ["learner", "status", "phase", "users", "names", "last migration (UTC)", "connections", "locks"]
+COLUMNS = ["learner", "status", "phase", "users", "names", "last migration (UTC)", "connections", "locks", ""]
 
 
 def refresh_seconds() -> int:
@@ -76,7 +79,13 @@ class PageHandler(RoomHandler):
 below phase {pace if pace is not None else '-'} (the room's median, or <code>?pace=N</code>).
 <a href="progress.csv{query}" download>Download CSV</a></p>
 <table id="room"><thead><tr>{"".join(f"<th>{c}</th>" for c in COLUMNS)}</tr></thead>
-<tbody>{body}</tbody></table></body></html>""")
+<tbody>{body}</tbody></table>{_log()}</body></html>""")
+
+
+def _log() -> str:
+    lines = progress_goto.recent()
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    return f'<h2>Learners brought back</h2><ul id="interventions" class="small">{items}</ul>' if lines else ""
 
 
 def _row(r: progress_report.Row, now: dt.datetime) -> str:
@@ -86,6 +95,7 @@ def _row(r: progress_report.Row, now: dt.datetime) -> str:
              progress_report.when_text(s, now), s.connections, s.problem or progress_report.locks_text(s)]
     tds = "".join(f'<td class="num">{html.escape(str(c))}</td>' if isinstance(c, int)
                   else f"<td>{html.escape(str(c))}</td>" for c in cells)
+    tds += f'<td><a class="goto" href="goto?learner={html.escape(s.name)}">bring back…</a></td>'
     return f'<tr class="{r.status.replace(" ", "-")}" data-learner="{html.escape(s.name)}">{tds}</tr>'
 
 
@@ -98,11 +108,59 @@ class CsvHandler(RoomHandler):
         self.write(text)
 
 
+PHASES = ["0: empty (before notebook 1)", "1: ready for notebook 2", "2: ready for notebook 3",
+          "3: ready for notebook 4", "4: end of phase 4"]
+
+
+class GotoHandler(HubOAuthenticated, RequestHandler):
+    """Bring one learner back: GET asks which phase and for confirmation, POST does it."""
+
+    def page(self, body: str) -> None:
+        self.write(f"""<!doctype html><html><head><meta charset="utf-8"><title>Bring a learner back</title>
+<style>{STYLE}</style></head><body>{body}<p><a href="./">Back to the room</a></p></body></html>""")
+
+    @authenticated
+    async def get(self):
+        name = self.get_argument("learner")
+        if name not in progress.learners():
+            raise HTTPError(404, reason="no such learner in this room")
+        seen = (await asyncio.get_running_loop().run_in_executor(None, progress.snapshot, [name]))[0]
+        now = progress_report.phase_text(seen)
+        options = "".join(f'<option value="{n}"{" selected" if n == 2 else ""}>{html.escape(t)}</option>'
+                          for n, t in enumerate(PHASES))
+        self.page(f"""<h1>Bring {html.escape(name)} back</h1>
+<p>{html.escape(name)}'s database is now at: <b id="now">{html.escape(now)}</b>. This runs their own
+<code>goto N</code> on their database only: everything they did there since is replaced by the
+phase's reference revisions and sample data. Their files are not touched. Their notebook will say that
+another session moved its database: they re-run it from the top.</p>
+<form method="post" action="goto" id="goto">{self.xsrf_form_html()}
+<input type="hidden" name="learner" value="{html.escape(name)}">
+<label>Phase <select name="phase">{options}</select></label>
+<button type="submit" id="confirm">Yes, bring {html.escape(name)} to this phase</button></form>""")
+
+    @authenticated
+    async def post(self):
+        name, phase = self.get_argument("learner"), self.get_argument("phase")
+        if not phase.isdigit():
+            raise HTTPError(400, reason="phase must be 0 to 4")
+        who = self.current_user["name"]
+        try:
+            summary = await asyncio.get_running_loop().run_in_executor(
+                None, progress_goto.bring_back, name, int(phase), who)
+        except LabError as exc:
+            self.set_status(409)
+            self.page(f'<h1>Nothing was changed</h1><pre id="result">{html.escape(str(exc))}</pre>')
+            return
+        self.page(f'<h1>Done</h1><p id="result">{html.escape(summary)}</p>'
+                  f'<p class="small">Logged: {html.escape(who)} brought {html.escape(name)} to phase {phase}.</p>')
+
+
 def main() -> None:
     prefix = os.environ["JUPYTERHUB_SERVICE_PREFIX"]
     app = Application([
         (prefix, PageHandler),
         (url_path_join(prefix, "progress.csv"), CsvHandler),
+        (url_path_join(prefix, "goto"), GotoHandler),
         (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
     ], cookie_secret=os.urandom(32))
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])

@@ -24,6 +24,7 @@ On the command line, from the repository root::
     python -m lab_helpers classroom server start      # one shared PostgreSQL for a room
     python -m lab_helpers classroom setup --count 30  # fenced databases lab_<name>, one per learner
     python -m lab_helpers classroom progress          # where every learner is, stuck ones first
+    python -m lab_helpers classroom goto alice 2      # bring one stuck learner to the end of phase 2
 """
 
 
@@ -148,6 +149,16 @@ def classroom_progress(args) -> int:
     return 0
 
 
+def classroom_goto(args) -> int:
+    """Bring one learner's database to the end of phase N, as their own goto N does; log who and when."""
+    import getpass
+
+    from .classroom import progress_goto
+
+    print(progress_goto.bring_back(args.name, args.phase, f"{getpass.getuser()} (command line)"))
+    return 0
+
+
 # --------------------------------------------------------------------------- parsing
 
 def parser() -> argparse.ArgumentParser:
@@ -208,6 +219,10 @@ def _classroom_parser(sub) -> None:
     room_now.add_argument("--pace", type=int, metavar="N", help="the phase the room should be at (default: its median)")
     room_now.add_argument("--csv", action="store_true", help="print CSV instead of lines")
     room_now.set_defaults(run=classroom_progress)
+    back = cmds.add_parser("goto", help="bring one learner's database to the end of phase N (0-4), as their goto N")
+    back.add_argument("name")
+    back.add_argument("phase", type=int, choices=range(0, 5), metavar="N", help="0 to 4")
+    back.set_defaults(run=classroom_goto)
 
 
 def main(argv: list[str] | None = None) -> int:

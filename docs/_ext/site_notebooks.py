@@ -7,7 +7,7 @@ Three jobs, all at build time and none touching ``notebooks/``:
   is what the Binder and JupyterHub launch links need.
 - ``read`` is MyST-NB's reader for ``.ipynb`` (``nb_custom_formats``). The notebooks show a
   diagram as a ```` ```mermaid ```` Markdown output, which ``myst_fence_as_directive`` hands
-  to sphinxcontrib-mermaid; ``read`` keeps its front matter and collapses solution cells.
+  to sphinxcontrib-mermaid; ``read`` keeps its front matter and folds solution cells.
 - ``fetch_mermaid`` puts a pinned ``mermaid`` release from the npm registry into the site's
   static files, so no page loads a script from a CDN.
 """
@@ -26,10 +26,13 @@ from pathlib import Path
 
 import nbformat
 
-# Cell tags the notebooks use, and what the site adds to each (CSS marks them by MyST-NB's
-# ``tag_<name>`` class on the cell; see _static/series.css).
+# A solution is a markdown cell tagged ``solution``: a ``<details><summary>Solution</summary>``
+# block around one ```python fence (labkit/authoring/exercises.py, SOLUTION_FORM; the site
+# builds from docs/requirements.txt alone, so the pattern is repeated here, not imported).
 SOLUTION_TAG = "solution"
-SOLUTION_PROMPTS = {"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+SOLUTION_FORM = re.compile(
+    r"\A<details><summary>Solution</summary>\n\n```python\n(?P<code>.*?)\n```\n(?P<why>.*?)</details>\s*\Z",
+    re.DOTALL)
 
 
 # --------------------------------------------------------------------------- notebooks
@@ -60,24 +63,36 @@ def _keep_front_matter(markdown: str) -> str:
     return _MERMAID_FRONT_MATTER.sub(r"\1\n\2", markdown)
 
 
-def _collapse_solution(cell: dict) -> None:
-    """Hide a solution cell (source and output) behind a "Show the solution" toggle."""
-    tags = cell.metadata.setdefault("tags", [])
-    if SOLUTION_TAG in tags and "hide-cell" not in tags:
-        tags.append("hide-cell")
-        cell.metadata.setdefault("mystnb", {}).update(SOLUTION_PROMPTS)
+def _fold_solution(cell: dict) -> None:
+    """Show a solution cell as MyST-NB shows a hidden code cell: marked ``tag_solution``, folded.
+
+    The page then has what the exercise and self-check cells have (a ``.cell.tag_solution``
+    block, marked by _static/series.css), and the code opens only on a click.
+    """
+    found = SOLUTION_FORM.match(cell.source) if SOLUTION_TAG in cell.metadata.get("tags", []) else None
+    if found is None:
+        return
+    # Raw HTML around the fence: docutils would turn a container's class tag_solution into
+    # tag-solution, and the site's CSS and tests look for MyST-NB's own class names.
+    why = found["why"].strip()
+    cell.source = (
+        '<div class="cell tag_solution docutils container"><details class="hide"><summary>Solution</summary>\n'
+        '<div class="cell_input docutils container">\n\n'
+        f"```python\n{found['code']}\n```\n\n</div>\n\n"
+        + (f"{why}\n\n" if why else "")
+        + "</details></div>\n")
 
 
 def read(text: str) -> nbformat.NotebookNode:
-    """Read a notebook for the site: Mermaid outputs made renderable, solutions collapsed."""
+    """Read a notebook for the site: Mermaid outputs made renderable, solutions folded."""
     nb = nbformat.reads(text, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             # In the repository a notebook links to ../docs/x.md; its copy sits in docs/notebooks/.
             cell.source = _keep_front_matter(cell.source).replace("](../docs/", "](../")
+            _fold_solution(cell)
         if cell.cell_type != "code":
             continue
-        _collapse_solution(cell)
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             if "text/markdown" in data:

@@ -57,11 +57,14 @@ def clean(nb) -> None:
                 _neutral_paths(output)
     nb.metadata.get("language_info", {}).pop("version", None)
     nb.metadata.pop("widgets", None)
-    exercises.collapse_solutions(nb)
 
 
-def refresh(path: Path, timeout: int = 600) -> float:
-    """Execute one notebook in place from its folder; return the seconds it took."""
+def refresh(path: Path, timeout: int = 600) -> tuple[float, list[str]]:
+    """Execute one notebook in place from its folder; return the seconds it took and its exercise problems.
+
+    The problems (``exercises.problems``) include a self-check whose new output does not say
+    "Not yet": the committed run is the untouched placeholder's, never a solution's.
+    """
     import nbformat
     from nbclient import NotebookClient
 
@@ -74,7 +77,7 @@ def refresh(path: Path, timeout: int = 600) -> float:
     clean(nb)
     nbformat.validate(nb)
     nbformat.write(nb, path)
-    return time.perf_counter() - began
+    return time.perf_counter() - began, exercises.problems(nb)
 
 
 def main(notebooks: list[str]) -> int:
@@ -82,7 +85,12 @@ def main(notebooks: list[str]) -> int:
     # The kernelspec runs plain `python`: make that this environment's interpreter.
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     files = [Path(p).resolve() for p in notebooks] or paths.notebooks()
+    failed = 0
     for path in files:
         print(f"{os.path.relpath(path)}: executing ...", flush=True)
-        print(f"{os.path.relpath(path)}: outputs rewritten in {refresh(path):.1f} s", flush=True)
-    return 0
+        seconds, problems = refresh(path)
+        print(f"{os.path.relpath(path)}: outputs rewritten in {seconds:.1f} s", flush=True)
+        for problem in problems:
+            print(f"{os.path.relpath(path)}: exercise form: {problem}", flush=True)
+        failed += bool(problems)
+    return 1 if failed else 0

@@ -11,7 +11,10 @@ import shutil
 import sys
 from pathlib import Path
 
+import nbformat
+
 from .. import settings
+from ..authoring import exercises
 from ..errors import LabError
 from ..paths import closed_folders, notebooks
 from . import homes, learners, preflight
@@ -44,9 +47,10 @@ def stage_lab(repo: Path, stage: Path) -> Path:
 def lay_notebooks(stage: Path, entry: pwd.struct_passwd) -> Path:
     """Lay out ~/database-evolution like the repository, once; return it.
 
-    The numbered notebooks are the learner's own copies (their edits survive a restart); the
-    code, migrations and alembic.ini are read-only links into the staging folder, where the
-    notebooks expect them (``../migrations``).
+    The numbered notebooks are the learner's own copies (their edits survive a restart), in
+    the learner's form (``exercises.learner_form``): each solution only in its collapsed
+    markdown block, none that runs on Run All. The code, migrations and alembic.ini are
+    read-only links into the staging folder, where the notebooks expect them (``../migrations``).
     """
     home = Path(entry.pw_dir) / HOME_FOLDER
     if home.exists():
@@ -54,7 +58,8 @@ def lay_notebooks(stage: Path, entry: pwd.struct_passwd) -> Path:
     else:
         (home / "notebooks").mkdir(parents=True)
         for nb in notebooks(stage / "notebooks"):
-            shutil.copy(nb, home / "notebooks" / nb.name)
+            learner = exercises.learner_form(nbformat.read(nb, as_version=4))
+            nbformat.write(learner, home / "notebooks" / nb.name)
         for name in LAB_FILES:
             if name != "notebooks":
                 (home / name).symlink_to(stage / name)
