@@ -32,7 +32,8 @@ def tags(cell) -> list[str]:
 def estimate(path: Path) -> dict:
     """Return one notebook's counts and the (low, high) minutes the model gives."""
     cells = nbformat.read(path, as_version=4).cells
-    words = sum(len(re.findall(r"\w+", c.source)) for c in cells if c.cell_type == "markdown")
+    words = sum(len(re.findall(r"\w+", c.source)) for c in cells
+                if c.cell_type == "markdown" and "solution" not in tags(c))  # opened only when stuck
     run = [c for c in cells if c.cell_type == "code" and "solution" not in tags(c)]
     exercises = sum("exercise" in tags(c) for c in run)
     low, high = (words / WORDS_PER_MINUTE + len(run) * PER_CODE_CELL + exercises * ex
