@@ -157,8 +157,8 @@ def saying_where_it_stopped(connection: Connection):
         if now == started:
             note = f"No revision of this run was committed: the database is still at {where}."
         else:
-            note = (f"The revisions before the failing one were committed, each in its own "
-                    f"transaction: the database is now at {where}.")
+            note = (f"Each revision commits on its own: the database is now at {where} "
+                    f"(this run started at {', '.join(started) or 'base'}).")
         if isinstance(exc, CommandError):  # the command line prints only its message
             if now == started:  # a refusal before any change (a guard, alembic check): it says so
                 raise
