@@ -55,9 +55,8 @@ def upgrade() -> None:
     """Enable pgvector, add the two columns and the HNSW index."""
     if not context.is_offline_mode() and not op.get_bind().scalar(
             sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")):
-        raise CommandError("This PostgreSQL server has no 'vector' extension available. This revision changed\n"
-                           "nothing; earlier revisions of this run may already be committed (each commits on\n"
-                           f"its own): alembic current shows where the database is.\n{INSTALL_PGVECTOR}")
+        raise CommandError("This PostgreSQL server has no 'vector' extension available: this revision changed "
+                           f"nothing, earlier ones stay committed.\n{INSTALL_PGVECTOR}")
     op.execute("CREATE EXTENSION IF NOT EXISTS vector")
     op.add_column(
         "users",
