@@ -24,7 +24,7 @@ def code_cells(path=CAPSTONE) -> list[str]:
 
 
 def test_the_capstone_takes_only_the_database_url_from_the_lab():
-    """Tomorrow there is no lab_helpers: the only thing it may provide is the database URL."""
+    """Tomorrow there is no lab_helpers: it may provide only the database URL, and where the template is."""
     from IPython.core.inputtransformer2 import TransformerManager
 
     imported = []
@@ -37,7 +37,7 @@ def test_the_capstone_takes_only_the_database_url_from_the_lab():
                 imported += [alias.name for alias in node.names]
             elif isinstance(node, ast.Import):
                 assert not [a for a in node.names if a.name.split(".")[0] in ("lab_helpers", "labkit")]
-    assert imported == ["project_database_url"]
+    assert imported == ["project_database_url", "project_template"]
     assert not [s for s in code_cells() if "lab_helpers." in s]
 
 
@@ -60,7 +60,7 @@ def test_the_capstone_shows_the_templates_env_py_and_conftest_py_and_no_other():
     """
     nb = nbformat.read(CAPSTONE, as_version=4)
     assert not [s for s in code_cells() if re.match(r"%%writefile (migrations/env\.py|conftest\.py)", s)]
-    assert any('shutil.copytree("../project-template", project' in s for s in code_cells())
+    assert any("shutil.copytree(project_template(), project" in s for s in code_cells())
     for name in ("migrations/env.py", "conftest.py"):
         cell = next(c for c in nb.cells if c.cell_type == "code" and f'print(Path("{name}").read_text())' in c.source)
         shown = "".join(o.get("text", "") for o in cell.outputs)
