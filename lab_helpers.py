@@ -44,8 +44,9 @@ _EXPORTS = {
     "LOCKS_SQL": ("labkit.notebook.zero_downtime", "LOCKS_SQL"),
     "flat_vs_linear": ("labkit.notebook.zero_downtime", "flat_vs_linear"),
     "flat_vs_linear_verdict": ("labkit.notebook.zero_downtime", "flat_vs_linear_verdict"),
-    # Notebook 5: the only thing the lab hands to your own project is a database URL.
+    # Notebook 5: what the lab hands to your own project: a database URL and project-template/.
     "project_database_url": ("labkit.notebook.project", "project_database_url"),
+    "project_template": ("labkit.notebook.project", "project_template"),
     # Notebook 7: a migration measured next to a reader and a writer (labkit/notebook/bigtables.py),
     # and what was measured as tables, verdicts and a plot (labkit/notebook/bigreport.py).
     "big_rows": ("labkit.notebook.bigtables", "big_rows"),

@@ -1,11 +1,17 @@
-"""Alembic's generic env.py (from ``alembic init``) plus the lines marked ``# [lab]``; notebook 1 explains each."""
+"""The template's env.py (project-template/migrations/env.py) plus the lines marked ``# [lab]``.
+
+Notebook 1 explains the lab's lines; notebook 5 explains the template's. The template's own
+helpers for the connection, the migration lock, the timeouts and the failure report are left
+out: the lab's ``migrating()`` does their work, for the lab's one writers' lock.
+"""
 from logging.config import fileConfig
 
 from alembic import context
+from pgvector.sqlalchemy import HALFVEC, SPARSEVEC, Vector  # before reflection: autogenerate knows vector
 
 from labkit import autogen, database  # [lab]
 from labkit.migration import migrating  # [lab]
-from labkit.models import Base  # [lab]
+from labkit.models import Base  # [lab] the lab's model, in place of your models.py
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -13,43 +19,48 @@ config = context.config
 
 # Interpret the config file for Python logging.
 # This line sets up loggers basically.
-if config.config_file_name is not None and config.cmd_opts is not None:  # [lab] command line only
-    fileConfig(config.config_file_name, disable_existing_loggers=False)  # [lab] keep other loggers
+if config.config_file_name is not None and config.cmd_opts is not None:  # the command line only
+    fileConfig(config.config_file_name, disable_existing_loggers=False)  # keep others' loggers
 
 # add your model's MetaData object here
 # for 'autogenerate' support
-# from myapp import mymodel
-# target_metadata = mymodel.Base.metadata
-target_metadata = config.attributes.get("target_metadata") or Base.metadata  # [lab]
-
-AUTOGENERATE = dict(render_item=autogen.render_item,  # [lab] pgvector types, with their import
-                    process_revision_directives=autogen.flag_renames)  # [lab] drop+add = rename?
+target_metadata = config.attributes.get("target_metadata") or Base.metadata  # [lab] a notebook's model
 
 # other values from the config, defined by the needs of env.py,
 # can be acquired:
-# my_important_option = config.get_main_option("my_important_option")
-# ... etc.
+EXCLUDE_TABLES = set(config.get_main_option("exclude_tables", "").split())
+
+
+def include_name(name, type_, parent_names) -> bool:
+    """Autogenerate compares everything but the tables alembic.ini's exclude_tables lists."""
+    return not (type_ == "table" and name in EXCLUDE_TABLES)
+
+
+def render_item(type_, obj, autogen_context):
+    """Write pgvector's column types as Vector(n) etc., with their import, into a new revision."""
+    if type_ == "type" and isinstance(obj, (Vector, HALFVEC, SPARSEVEC)):
+        name = type(obj).__name__
+        autogen_context.imports.add(f"from pgvector.sqlalchemy import {name}")
+        return f"{name}({obj.dim})"
+    return False  # anything else: Alembic's own rendering
 
 
 def run_migrations_offline() -> None:
     """Run migrations in 'offline' mode.
 
-    This configures the context with just a URL
-    and not an Engine, though an Engine is acceptable
-    here as well.  By skipping the Engine creation
-    we don't even need a DBAPI to be available.
+    This configures the context with just a dialect name: no URL,
+    no Engine, no database and no environment variable needed.
 
     Calls to context.execute() here emit the given string to the
     script output.
 
     """
     context.configure(
-        dialect_name="postgresql",  # [lab] no URL: the SQL needs only the dialect
+        dialect_name="postgresql",
         target_metadata=target_metadata,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
-        transaction_per_migration=True,  # [lab] as online: BEGIN/COMMIT around each revision
-        **AUTOGENERATE,  # [lab]
+        transaction_per_migration=True,
     )
 
     with context.begin_transaction():
@@ -59,20 +70,26 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     """Run migrations in 'online' mode.
 
-    In this scenario we need to create an Engine
-    and associate a connection with the context.
+    In this scenario we need an Engine and associate a connection
+    with the context: the Engine or Connection handed in through
+    config.attributes["connection"] (pytest-alembic's, your code's),
+    else a new Engine.
 
     """
-    connectable = config.attributes.get("connection")  # [lab] handed in (Alembic's cookbook)
+    connectable = config.attributes.get("connection")
 
-    with database.connection(connectable) as connection, migrating(connection):  # [lab]
+    with database.connection(connectable) as connection, migrating(connection):  # [lab] lock, lock_timeout, drift
         context.configure(
-            transaction_per_migration=True,  # [lab] each revision commits; its locks end with it
-            **AUTOGENERATE,  # [lab]
-            connection=connection, target_metadata=target_metadata
+            connection=connection,
+            target_metadata=target_metadata,
+            transaction_per_migration=True,
+            include_name=include_name,
+            compare_server_default=True,
+            render_item=render_item,
+            process_revision_directives=autogen.flag_renames,  # [lab] drop + add of one type: a rename?
         )
 
-        with context.begin_transaction():
+        with context.begin_transaction():  # [lab] migrating() says where a failure left the database
             context.run_migrations()
 
 

@@ -5,12 +5,14 @@ PostgreSQL of their own, and plain ``pytest`` emptied their working database. Th
 repeats that morning with the notebook's own commands and files:
 
 - a fresh folder under /tmp, outside the repository;
-- a virtual environment with the packages the notebook's ``pip install`` line names and
-  nothing of the lab (``import labkit`` fails there), and no PYTHONPATH;
-- a role whose password holds ``@`` and ``%``, over TCP with scram-sha-256;
-- the ``createdb`` and ``export`` lines of the notebook's Markdown, then every ``%%writefile``
-  and every ``!`` command of its code cells, in order. The learner's editor work (the
-  exercises' edits of a revision) is the Python of the notebook's ``solution`` cells.
+- a copy of ``project-template/`` (the notebook's ``cp -r`` line), and a virtual environment with
+  the template's ``requirements.txt`` (the notebook's ``pip install -r`` line) and nothing of the
+  lab (``import labkit`` fails there), and no PYTHONPATH;
+- the role, databases, ``.pgpass`` and ``export`` lines of the notebook's Markdown, run as a
+  learner would on a server with scram-sha-256 over TCP (``sudo -u postgres`` becomes the
+  server's superuser), with a password holding ``@``, ``%`` and ``:``;
+- then every ``%%writefile`` and every ``!`` command of its code cells, in order. The learner's
+  editor work (the exercises' edits of a revision) is the Python of the notebook's solutions.
 
 Every step passes (or fails where the notebook says "fails on purpose"), and ``pytest`` run with
 the working database's URL exported leaves that database's rows exactly as they were.
@@ -20,10 +22,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
-import sysconfig
-import venv
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from urllib.parse import quote
 
@@ -31,61 +31,48 @@ import nbformat
 import pytest
 import sqlalchemy as sa
 
+from support import template
 from support.helpers import REPO
 
 NOTEBOOK = REPO / "notebooks" / "05_your_own_project.ipynb"
-ROLE, PASSWORD = "learner", "m0rn%ng@pg"  # the two characters a URL must encode
+ROLE, PASSWORD = "learner", "m0rn%ng@pg:"  # characters a URL must encode, and .pgpass must escape
 FINGERPRINT = sa.text("SELECT count(*), md5(string_agg(u::text, ',' ORDER BY id)) FROM users u")
 SHELL_LINE = re.compile(r"^\s*(?:\w+ = )?!(.+)$")
+FENCE = re.compile(r"```python\n(.*?)```", re.S)
 
 pytestmark = pytest.mark.slow
 
 
-def bash_blocks(nb) -> list[str]:
-    """Return the lines of every ```bash block in the notebook's Markdown cells."""
+def fenced(nb, language: str) -> list[str]:
+    """Return the lines of every ```LANGUAGE block in the notebook's Markdown cells."""
     lines = []
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            for block in re.findall(r"```bash\n(.*?)```", cell.source, flags=re.S):
+            for block in re.findall(rf"```{language}\n(.*?)```", cell.source, flags=re.S):
                 lines += [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
     return lines
 
 
 @pytest.fixture(scope="module")
 def plain_venv(tmp_path_factory) -> Path:
-    """A venv that sees this environment's packages but not the lab: no editable install, no PYTHONPATH.
-
-    Its ``site-packages`` holds a ``.pth`` line naming this environment's ``site-packages``:
-    a plain path, so the ``.pth`` files in there (the lab's editable install among them) are
-    not run. ``alembic`` and ``pytest`` are the two command lines a learner's venv would have.
-    """
-    root = tmp_path_factory.mktemp("morning") / "venv"
-    venv.create(root, with_pip=False, symlinks=True)
-    python = root / "bin" / "python"
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    Path(site, "learner-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    for tool in ("alembic", "pytest"):
-        script = root / "bin" / tool
-        script.write_text(f'#!/bin/sh\nexec "{python}" -m {tool} "$@"\n')
-        script.chmod(0o755)
-    return root
+    """The template's venv: its requirements.txt and nothing else, as the notebook's pip line installs."""
+    return template.template_venv(tmp_path_factory.mktemp("morning"))
 
 
 @pytest.fixture
-def learner_role(scram_server):
-    """A role with a password full of URL special characters, allowed to create its databases."""
+def learner_server(scram_server):
+    """The scram server, with no learner role and no project databases yet: the notebook makes them."""
     admin = sa.create_engine(scram_server.sa_url("postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        for db in ("my_project", "my_project_test"):
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        conn.exec_driver_sql(f"DROP ROLE IF EXISTS {ROLE}")
-        conn.exec_driver_sql(f"CREATE ROLE {ROLE} LOGIN CREATEDB PASSWORD %(pw)s", {"pw": PASSWORD})
+
+    def clean():
+        with admin.connect() as conn:
+            for db in ("my_project", "my_project_test"):
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+            conn.exec_driver_sql(f"DROP ROLE IF EXISTS {ROLE}")
+
+    clean()
     yield scram_server
-    with admin.connect() as conn:
-        for db in ("my_project", "my_project_test"):
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        conn.exec_driver_sql(f"DROP ROLE IF EXISTS {ROLE}")
+    clean()
     admin.dispose()
 
 
@@ -99,67 +86,71 @@ def fingerprint(url: str) -> tuple:
         engine.dispose()
 
 
-def test_the_notebooks_commands_work_in_a_plain_shell_and_pytest_spares_the_working_database(
-        plain_venv, learner_role, tmp_path):
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    shell_setup = bash_blocks(nb)
+def owners(server) -> dict[str, str]:
+    """Return the owner of each project database on the server."""
+    engine = sa.create_engine(server.sa_url("postgres"))
+    try:
+        with engine.connect() as conn:
+            return dict(conn.execute(sa.text(
+                "SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname LIKE 'my_project%'")).all())
+    finally:
+        engine.dispose()
 
-    # The packages the notebook tells a learner to install are the ones the venv sees.
-    install = next(line for line in shell_setup if line.startswith("pip install"))
-    for package in install.split()[2:]:
-        try:
-            version(package)
-        except PackageNotFoundError:
-            pytest.fail(f"the notebook says to install {package}, which this environment lacks")
+
+def test_the_notebooks_commands_work_in_a_plain_shell_and_pytest_spares_the_working_database(
+        plain_venv, learner_server, tmp_path, monkeypatch):
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    shell_setup = fenced(nb, "bash")
+    assert "pip install -r requirements.txt" in shell_setup
 
     home, project = tmp_path / "home", tmp_path / "my_project"
     home.mkdir()
-    project.mkdir()
     assert REPO not in project.parents
-    pgpass = home / ".pgpass"  # the notebook's advice, used here by createdb
-    pgpass.write_text(f"127.0.0.1:{learner_role.port}:*:{ROLE}:{PASSWORD}\n")
-    pgpass.chmod(0o600)
-    env = {"PATH": os.pathsep.join([str(plain_venv / "bin"), str(learner_role.bin), "/usr/bin", "/bin"]),
-           "HOME": str(home), "LANG": "C.UTF-8",
-           "PGHOST": "127.0.0.1", "PGPORT": str(learner_role.port), "PGUSER": ROLE}
+    server_bin = learner_server.bin
+    env = {"PATH": os.pathsep.join([str(plain_venv / "bin"), str(server_bin), "/usr/bin", "/bin"]),
+           "HOME": str(home), "LANG": "C.UTF-8"}
+    superuser = {"PGHOST": "127.0.0.1", "PGPORT": str(learner_server.port), "PGUSER": "postgres",
+                 "PGPASSWORD": learner_server.password}
 
-    def shell(command: str) -> subprocess.CompletedProcess:
-        done = subprocess.run(["bash", "-c", command], cwd=project, env=env, capture_output=True, text=True,
-                              timeout=300)
+    def shell(command: str, **extra: str) -> subprocess.CompletedProcess:
+        done = subprocess.run(["bash", "-c", command], cwd=project if project.exists() else tmp_path,
+                              env={**env, **extra}, capture_output=True, text=True, timeout=300,
+                              input=f"{PASSWORD}\n{PASSWORD}\n", start_new_session=True)  # --pwprompt reads it
         for secret in (PASSWORD, quote(PASSWORD, safe="")):
             assert secret not in done.stdout + done.stderr, command
         return done
 
-    for module in ("labkit", "lab_helpers"):
-        assert shell(f'python -c "import {module}"').returncode != 0, f"{module} is importable"
-
-    # The Markdown's shell lines: createdb, then the exports, with this server and the password encoded.
+    # The Markdown's shell lines, in order: the role and databases (as the server's superuser),
+    # the copy of the template, .pgpass with the host spelled as the URLs spell it, the exports.
     for line in shell_setup:
-        if line.startswith("createdb"):
-            done = shell(line)
-            assert done.returncode == 0, done.stderr
+        if line.startswith("sudo -u postgres "):
+            done = shell(line.removeprefix("sudo -u postgres ").replace(" me", f" {ROLE}").replace("=me", f"={ROLE}"),
+                         **superuser)
+            assert done.returncode == 0, (line, done.stderr)
+        elif line.startswith("cp -r project-template "):
+            shutil.copytree(template.TEMPLATE, project, ignore=shutil.ignore_patterns("__pycache__"))
         elif line.startswith("export "):
             name, _, url = line.removeprefix("export ").partition("=")
             assert url.startswith("postgresql+psycopg2://me@localhost:5432/"), url
-            env[name] = url.replace("me@localhost:5432",
-                                    f"{ROLE}:{quote(PASSWORD, safe='')}@127.0.0.1:{learner_role.port}")
+            env[name] = url.replace("me@localhost:5432", f"{ROLE}@localhost:{learner_server.port}")
+    pgpass_line = next(line for line in fenced(nb, "text") if line.startswith("localhost:5432:"))
+    pgpass = home / ".pgpass"
+    pgpass.write_text(pgpass_line.replace(":5432:", f":{learner_server.port}:").replace(":me:", f":{ROLE}:")
+                      .replace("YOUR-PASSWORD", PASSWORD.replace(":", "\\:")) + "\n")
+    pgpass.chmod(0o600)
     working, testing = env["MY_PROJECT_DATABASE_URL"], env["MY_PROJECT_TEST_DATABASE_URL"]
-    assert "%25" in working
-    assert "%40" in working
+    assert PASSWORD not in working  # the password comes from ~/.pgpass
+    monkeypatch.setenv("PGPASSFILE", str(pgpass))  # this process reads the learner's .pgpass too
+    assert owners(learner_server) == {"my_project": ROLE, "my_project_test": ROLE}
+
+    for module in ("labkit", "lab_helpers"):
+        assert shell(f'python -c "import {module}"').returncode != 0, f"{module} is importable"
 
     ran = []
     for cell in nb.cells:
         tags = set(cell.metadata.get("tags", []))
-        if cell.cell_type != "code" or tags & {"exercise", "self-check"}:
-            continue
-        source = cell.source
-        if source.startswith("%%writefile "):
-            name, _, body = source.partition("\n")
-            target = project / name.split()[1]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(body + "\n")
-            continue
-        if "solution" in tags:  # the learner's edit in the editor: the Python lines of the solution
+        if cell.cell_type == "markdown" and "solution" in tags:  # the learner's work, in the editor and shell
+            source = "\n".join(FENCE.findall(cell.source))
             python = "\n".join(line for line in source.splitlines() if not SHELL_LINE.match(line))
             here = os.getcwd()
             os.chdir(project)
@@ -168,6 +159,16 @@ def test_the_notebooks_commands_work_in_a_plain_shell_and_pytest_spares_the_work
                 exec(python, {"Path": Path, "revision_file": revision_file})
             finally:
                 os.chdir(here)
+        elif cell.cell_type != "code" or tags & {"exercise", "self-check"}:
+            continue
+        else:
+            source = cell.source
+        if source.startswith("%%writefile "):
+            name, _, body = source.partition("\n")
+            target = project / name.split()[1]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(body + "\n")
+            continue
         if "INSERT INTO users" in source:  # the notebook's rows, into the working database
             engine = sa.create_engine(working)
             with engine.begin() as conn:
@@ -200,7 +201,7 @@ def test_the_notebooks_commands_work_in_a_plain_shell_and_pytest_spares_the_work
                 assert "CREATE TABLE users" in output, output
 
     assert len(ran) >= 15, ran
-    for verb in ("alembic init", "alembic revision --autogenerate", "alembic upgrade head", "alembic check",
+    for verb in ("alembic revision --autogenerate", "alembic upgrade head", "alembic check",
                  "alembic downgrade -1", "upgrade head --sql", "pytest -v"):
         assert any(verb in command for command in ran), verb
 

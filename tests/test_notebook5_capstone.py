@@ -24,7 +24,7 @@ def code_cells(path=CAPSTONE) -> list[str]:
 
 
 def test_the_capstone_takes_only_the_database_url_from_the_lab():
-    """Tomorrow there is no lab_helpers: the only thing it may provide is the database URL."""
+    """Tomorrow there is no lab_helpers: it may provide only the database URL, and where the template is."""
     from IPython.core.inputtransformer2 import TransformerManager
 
     imported = []
@@ -37,20 +37,34 @@ def test_the_capstone_takes_only_the_database_url_from_the_lab():
                 imported += [alias.name for alias in node.names]
             elif isinstance(node, ast.Import):
                 assert not [a for a in node.names if a.name.split(".")[0] in ("lab_helpers", "labkit")]
-    assert imported == ["project_database_url"]
+    assert imported == ["project_database_url", "project_template"]
     assert not [s for s in code_cells() if "lab_helpers." in s]
 
 
 def test_the_capstone_runs_the_alembic_command_line_at_least_eight_times():
-    """The workflow is the command line: init, revision, upgrade, current, history, downgrade, check, --sql."""
+    """The workflow is the command line: revision, upgrade, current, history, downgrade, check, --sql."""
     runs = [line.strip() for s in code_cells() for line in s.splitlines()
             if re.match(r"\s*(\w+ = )?!.*\balembic ", line)]  # also `!env -u VAR alembic ...`
     assert len(runs) >= 8, runs
-    for verb in ("init", "revision --autogenerate", "upgrade head", "current", "history --verbose",
+    for verb in ("revision --autogenerate", "upgrade head", "current", "history --verbose",
                  "downgrade -1", "upgrade head --sql", "check"):
         assert any(f"alembic {verb}" in run for run in runs), verb
     assert any("!pytest" in line or " pytest " in line for s in code_cells() for line in s.splitlines()
                if line.lstrip().startswith("!"))
+
+
+def test_the_capstone_shows_the_templates_env_py_and_conftest_py_and_no_other():
+    """One env.py and one conftest.py across notebooks 5-7: the project is a copy of project-template/.
+
+    No cell writes either file, and the saved output of the cells that print them is the template's.
+    """
+    nb = nbformat.read(CAPSTONE, as_version=4)
+    assert not [s for s in code_cells() if re.match(r"%%writefile (migrations/env\.py|conftest\.py)", s)]
+    assert any("shutil.copytree(project_template(), project" in s for s in code_cells())
+    for name in ("migrations/env.py", "conftest.py"):
+        cell = next(c for c in nb.cells if c.cell_type == "code" and f'print(Path("{name}").read_text())' in c.source)
+        shown = "".join(o.get("text", "") for o in cell.outputs)
+        assert shown == (REPO / "project-template" / name).read_text() + "\n", name
 
 
 def test_no_saved_output_shows_a_path_under_the_data_folder():

@@ -17,7 +17,6 @@ import os
 import shutil
 import subprocess
 import sys
-import venv
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,12 +24,13 @@ import pytest
 import sqlalchemy as sa
 
 from support import servers
+from support import template as support_template
 from support.helpers import REPO
 from support.prerequisites import skip_or_fail
 
 pytestmark = pytest.mark.slow  # a venv of its own, two servers, some thirty processes
 
-TEMPLATE = REPO / "project-template"
+TEMPLATE = support_template.TEMPLATE
 ROLE, PASSWORD = "learner", "m0rn%ng@pg:/"  # characters a URL must encode
 FINGERPRINT = sa.text("SELECT count(*), md5(string_agg(u::text, ',' ORDER BY id)) FROM users u")
 
@@ -142,17 +142,8 @@ print("connection", *where())
 
 @pytest.fixture(scope="session")
 def template_venv(tmp_path_factory) -> Path:
-    """A venv with the template's requirements.txt and nothing else, built once per session."""
-    root = tmp_path_factory.mktemp("template-venv") / "venv"
-    venv.create(root, with_pip=True, symlinks=True)
-    done = subprocess.run([root / "bin" / "python", "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                           "-r", TEMPLATE / "requirements.txt"], capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout + done.stderr
-    for module in ("labkit", "lab_helpers"):
-        found = subprocess.run([root / "bin" / "python", "-c", f"import {module}"], cwd="/tmp",
-                               capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
-        assert found.returncode != 0, f"{module} is importable in the template's venv"
-    return root
+    """A venv with the template's requirements.txt and nothing else (``import labkit`` fails there)."""
+    return support_template.template_venv(tmp_path_factory.mktemp("template-venv"))
 
 
 @pytest.fixture(scope="module", params=["18", "15"])
@@ -305,7 +296,8 @@ def test_a_revision_that_fails_half_way_says_which_revisions_were_committed(proj
     code, out = project.run("alembic upgrade head", MY_PROJECT_DATABASE_URL=project.url("my_project", "postgres"))
     assert code != 0, out
     assert "DivisionByZero" in out, out
-    assert out.rstrip().endswith("each in its own transaction: the database is now at 0003."), out[-2000:]
+    assert out.rstrip().endswith("Each revision commits on its own: the database is now at 0003 "
+                                 "(this run started at base)."), out[-2000:]
     assert project.query("SELECT version_num FROM alembic_version") == [("0003",)]
     assert project.query("SELECT count(*) FROM information_schema.columns WHERE column_name = 'email'") == [(0,)]
     assert project.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
@@ -327,3 +319,22 @@ def test_template_is_what_the_readme_says(template_venv):
         assert f"{package}==" in pip, package
     assert sys.prefix not in pip
     assert os.sep + "labkit" not in pip
+
+
+def test_the_labs_env_py_is_the_template_plus_marked_lines():
+    """Notebook 1 shows the lab's env.py as the template plus `# [lab]` lines: every other line is the template's.
+
+    Below the module docstring, the lines without the mark are the template's lines in the template's
+    order; the template's lines the lab leaves out are its own connection, lock, timeout and
+    failure-report helpers, whose work the lab's migrating() does.
+    """
+    def body(path: Path) -> list[str]:
+        text = path.read_text()
+        return text[text.index('"""', 3) + 3:].splitlines()
+
+    lab, template = body(REPO / "migrations" / "env.py"), body(TEMPLATE / "migrations" / "env.py")
+    rest = iter(template)
+    unmarked = [line for line in lab if "# [lab]" not in line]
+    missing = [line for line in unmarked if not any(line == t for t in rest)]
+    assert not missing, missing
+    assert len(unmarked) > len(lab) * 0.7  # mostly the template

@@ -1,13 +1,15 @@
-"""Notebook 5: the only thing the lab hands to your own project is a database URL."""
+"""Notebook 5: what the lab hands to your own project: a database URL, and where project-template/ is."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import sqlalchemy as sa
 
 from .. import database
 from ..errors import LabError
+from ..paths import REPO
 
 # The comment on each schema project_database_url makes: only such a schema is ever dropped.
 PROJECT_MARK = "made by the Database Evolution lab for notebook 5; emptied on every run"
@@ -36,3 +38,8 @@ def project_database_url(schema: str = "my_project") -> str:
         conn.execute(sa.text(f"COMMENT ON SCHEMA {schema} IS '{PROJECT_MARK}'"))
     url = eng.url.update_query_dict({"options": f"-csearch_path={schema}"})
     return url.render_as_string(hide_password=False)
+
+
+def project_template() -> Path:
+    """Return the folder a learner copies to start a project: the repository's ``project-template/``."""
+    return REPO / "project-template"

@@ -55,8 +55,8 @@ def upgrade() -> None:
     """Enable pgvector, add the two columns and the HNSW index."""
     if not context.is_offline_mode() and not op.get_bind().scalar(
             sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")):
-        raise CommandError(f"This PostgreSQL server has no 'vector' extension available. "
-                           f"Nothing was changed.\n{INSTALL_PGVECTOR}")
+        raise CommandError("This PostgreSQL server has no 'vector' extension available: this revision changed "
+                           f"nothing, earlier ones stay committed.\n{INSTALL_PGVECTOR}")
     op.execute("CREATE EXTENSION IF NOT EXISTS vector")
     op.add_column(
         "users",
@@ -85,7 +85,7 @@ def downgrade() -> None:
 
 
 def refuse_data_loss(what: str, holds_data: str) -> None:
-    """Stop the downgrade, changing nothing, while rows of users match ``holds_data``.
+    """Stop this revision's downgrade, before it changes anything, while rows of users match ``holds_data``.
 
     Written out here, not imported from the lab: a revision that imports application code
     breaks the history the day that code changes. Confirm the loss with
@@ -99,6 +99,8 @@ def refuse_data_loss(what: str, holds_data: str) -> None:
         held = f"{rows} row of 'users' holds" if rows == 1 else f"{rows} rows of 'users' hold"
         raise CommandError(
             f"Refusing to drop {what}: {held} data there.\n"
-            "Nothing was changed. To drop the data anyway, confirm with\n"
+            "This revision changed nothing. Earlier revisions of this run may already be committed\n"
+            "(each commits on its own): alembic current shows where the database is.\n"
+            "To drop the data anyway, confirm with\n"
             f"  alembic -x allow_data_loss=true downgrade {context.get_revision_argument() or 'base'}\n"
             "or, from Python, cfg.attributes['allow_data_loss'] = True before command.downgrade.")

@@ -20,6 +20,7 @@ from logging.config import fileConfig
 
 from alembic import context
 from alembic.util import CommandError
+from pgvector.sqlalchemy import HALFVEC, SPARSEVEC, Vector  # before reflection: autogenerate knows vector
 from sqlalchemy import Connection, create_engine, event, pool, text
 
 from models import Base
@@ -63,8 +64,6 @@ def include_name(name, type_, parent_names) -> bool:
 
 def render_item(type_, obj, autogen_context):
     """Write pgvector's column types as Vector(n) etc., with their import, into a new revision."""
-    from pgvector.sqlalchemy import HALFVEC, SPARSEVEC, Vector
-
     if type_ == "type" and isinstance(obj, (Vector, HALFVEC, SPARSEVEC)):
         name = type(obj).__name__
         autogen_context.imports.add(f"from pgvector.sqlalchemy import {name}")
@@ -158,9 +157,11 @@ def saying_where_it_stopped(connection: Connection):
         if now == started:
             note = f"No revision of this run was committed: the database is still at {where}."
         else:
-            note = (f"The revisions before the failing one were committed, each in its own "
-                    f"transaction: the database is now at {where}.")
+            note = (f"Each revision commits on its own: the database is now at {where} "
+                    f"(this run started at {', '.join(started) or 'base'}).")
         if isinstance(exc, CommandError):  # the command line prints only its message
+            if now == started:  # a refusal before any change (a guard, alembic check): it says so
+                raise
             raise CommandError(f"{exc}\n{note}") from None
         exc.add_note(note)  # printed at the end of the traceback
         raise
@@ -194,7 +195,7 @@ def run_migrations_online() -> None:
     In this scenario we need an Engine and associate a connection
     with the context: the Engine or Connection handed in through
     config.attributes["connection"] (pytest-alembic's, your code's),
-    else an Engine made from the URL in the environment.
+    else a new Engine.
 
     """
     connectable = config.attributes.get("connection")
