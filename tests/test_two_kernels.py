@@ -62,7 +62,8 @@ def test_two_notebooks_at_once_run_through_or_stop_short(pair, tmp_path, monkeyp
                     f"{source.name} cell {run.error_cell}:\n" + "\n".join(nbs.error_lines(run.error)))
             # Every cell before the stop (all of them when it ran through) shows what the committed
             # notebook shows: no table with a row twice or a row missing.
-            assert nbs.differing_cells(run, source, upto=run.error_cell) == [], source.name
+            differ = nbs.differing_cells(run, source, upto=run.error_cell)
+            assert not differ, f"{source.name}: " + "\n".join(f"cell {i}\n{d}" for i, d in differ.items())
         rows = users_rows(url)
         if rows is not None:
             total, distinct = rows

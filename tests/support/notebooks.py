@@ -123,20 +123,21 @@ def sanitized(text: str, pairs: list[tuple[re.Pattern, str]]) -> str:
     return text
 
 
-def differing_cells(run: Run, committed: Path, upto: int | None = None) -> list[int]:
-    """Return the indexes of code cells whose sanitized text differs from the committed notebook's.
+def differing_cells(run: Run, committed: Path, upto: int | None = None) -> dict[int, str]:
+    """Return {index: both texts} for the code cells whose sanitized text differs from the committed one.
 
     Cells tagged ``nbval-ignore-output`` are left out, as nbval leaves them out; ``upto``
     stops before that cell (the one a run stopped at).
     """
     pairs = sanitizers()
     original = nbformat.read(committed, as_version=4).cells
-    bad = []
+    bad = {}
     for i, (cell, mine) in enumerate(zip(original, run.cells, strict=True)):
         if upto is not None and i >= upto:
             break
         if cell.cell_type != "code" or "nbval-ignore-output" in cell.metadata.get("tags", []):
             continue
-        if sanitized(shown(cell), pairs) != sanitized(shown(mine), pairs):
-            bad.append(i)
+        before, now = sanitized(shown(cell), pairs), sanitized(shown(mine), pairs)
+        if before != now:
+            bad[i] = f"--- committed:\n{before[-800:]}\n--- this run:\n{now[-800:]}"
     return bad
