@@ -43,6 +43,7 @@ def migrating(connection: sa.Connection, *, check_drift: bool = True, watch: boo
     ``check_drift=False`` (a reset) skips the drift check; ``watch=True`` makes this process
     watch the database from the state the block left.
     """
+    timeout = settings.lock_timeout()  # a bad LAB_LOCK_TIMEOUT is refused before any lock is taken
     with sessions.moving():
         if connection.in_transaction() or one_transaction:
             with _one_transaction(connection, check_drift, watch):
@@ -59,7 +60,7 @@ def migrating(connection: sa.Connection, *, check_drift: bool = True, watch: boo
                 _set(connection, previous)
             raise migration_problem(exc, connection.engine.url) or exc from None
         try:
-            _set(connection, settings.lock_timeout())
+            _set(connection, timeout)
             if check_drift:
                 sessions.check(connection)  # a notebook's database moved by someone else?
             connection.commit()  # Alembic now begins and commits each revision's transaction

@@ -21,6 +21,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from .. import settings
 from ..errors import LabError
 
 PROBE_USER = "nobody"
@@ -103,6 +104,8 @@ def start_hub(config: Path) -> None:
 
     ``exec`` keeps the process id, so whoever started the command can stop the hub with it.
     """
+    settings.check_all()  # a bad CLASSROOM_* or LAB_* value: two lines here, not a traceback in the hub
+    settings.classroom_password()
     problem = learners_cannot_run()
     if problem is not None:
         raise problem
