@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from alembic.util import CommandError
 
 from . import sessions, settings
-from .diagnose import migration_problem
+from .diagnose import known_problem, migration_problem
 from .errors import LabError
 
 
@@ -114,7 +114,7 @@ def _translated(connection: sa.Connection, started) -> Iterator[None]:
         raise LabError("Interrupted: the revision being applied was rolled back."
                        + _after(connection, started, " ")) from None
     except sa.exc.DBAPIError as exc:
-        known = migration_problem(exc, connection.engine.url)
+        known = known_problem(exc, connection.engine.url)  # by SQLSTATE: a limit, a lock, a missing right
         if known is None:
             raise
         raise LabError(str(known) + _after(connection, started, "\n")) from None
