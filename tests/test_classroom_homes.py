@@ -20,7 +20,7 @@ from labkit.classroom import homes, hub
 from labkit.errors import LabError
 
 from support.helpers import REPO
-from support.prerequisites import skip_or_fail
+from support.prerequisites import need_other_users_to_run_this_venv, need_root
 
 pytestmark = pytest.mark.root
 
@@ -28,8 +28,7 @@ pytestmark = pytest.mark.root
 @pytest.fixture(scope="module")
 def stage():
     """The staged lab, as the hub makes it at start: world-readable."""
-    if os.geteuid() != 0:
-        skip_or_fail("making OS users needs root")
+    need_root()
     folder = Path(tempfile.mkdtemp(prefix="de19h", dir="/tmp"))
     folder.chmod(0o755)
     yield hub.stage_lab(REPO, folder / "stage")
@@ -71,6 +70,7 @@ def test_two_learners_laid_out_by_the_hub_cannot_read_each_others_work(stage, na
 
 def test_a_learner_still_works_in_their_own_closed_home(stage, names):
     """Closing the home must not stop the lesson: B reads their notebooks and imports the staged lab."""
+    need_other_users_to_run_this_venv()  # B runs this venv's Python
     a, b = names[:2]
     hub.lay_out_home(a, stage)
     home = hub.lay_out_home(b, stage)
@@ -97,6 +97,7 @@ def test_an_existing_open_home_is_tightened(stage, names):
 
 def test_a_home_that_is_not_the_learners_own_is_refused(names, tmp_path):
     """A user whose home is a folder someone else owns is not chmod-ed; the hub says why instead."""
+    need_root()  # it runs useradd
     c = names[2]
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o755)
