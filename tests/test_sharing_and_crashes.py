@@ -177,12 +177,26 @@ def test_a_killed_migration_process_leaves_the_old_revision(data_dir):
                           env=_env(own(data_dir, LAB_LOCK_TIMEOUT="60s")),
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(2)
+        wait_for_alembic_to_wait_for_a_lock(eng, up)  # killed inside the revision, not before it began
         up.kill()
         up.wait(10)
     finally:
         holder.close()
     assert revision_and_columns(eng) == (phases.REVISIONS[2], ["id", "name", "email", "bio"])
+
+
+def wait_for_alembic_to_wait_for_a_lock(eng: sa.Engine, up: subprocess.Popen, seconds: float = 30) -> None:
+    """Return once the ``alembic`` process's session waits for a table lock (its revision's ALTER has begun)."""
+    deadline = time.monotonic() + seconds
+    waiting = sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'lab: alembic' "
+                      "AND wait_event_type = 'Lock'")
+    while True:
+        with eng.connect() as watcher:  # a new transaction: pg_stat_activity is a snapshot per transaction
+            if watcher.scalar(waiting):
+                return
+        assert time.monotonic() < deadline, "alembic never reached the lock"
+        assert up.poll() is None, "alembic ended before it reached the lock"
+        time.sleep(0.1)
 
 
 def test_a_held_lock_makes_alembic_and_reset_give_up_naming_the_holder(data_dir):
