@@ -166,7 +166,7 @@ def main() -> None:
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
     # On Kubernetes the service's URL names the hub's Kubernetes Service (http://hub:8181), an
     # address the pod cannot bind: classroom/k8s/config.yaml sets CLASSROOM_PROGRESS_BIND=0.0.0.0.
-    app.listen(url.port, os.environ.get("CLASSROOM_PROGRESS_BIND") or url.hostname)
+    app.listen(url.port, settings.progress_bind() or url.hostname)
     IOLoop.current().start()
 
 

@@ -152,6 +152,11 @@ def progress_refresh() -> int:
     return 10 if seconds is None else seconds
 
 
+def progress_bind() -> str | None:
+    """Return CLASSROOM_PROGRESS_BIND, the address the progress service listens on (a pod's 0.0.0.0), or None."""
+    return _get("CLASSROOM_PROGRESS_BIND") or None
+
+
 def check_all() -> None:
     """Read every setting once, so a bad one is refused before anything starts."""
     for read in (database_url, data_dir, workspace, student, classroom_dir, lock_timeout, per_notebook,
