@@ -27,8 +27,8 @@ pytestmark = pytest.mark.root
 
 @pytest.fixture(scope="module")
 def stage():
-    """The staged lab, as the hub makes it at start: world-readable."""
-    need_root()
+    """The staged lab, as the hub makes it at start: world-readable (stage_lab refuses a venv learners cannot run)."""
+    need_other_users_to_run_this_venv()
     folder = Path(tempfile.mkdtemp(prefix="de19h", dir="/tmp"))
     folder.chmod(0o755)
     yield hub.stage_lab(REPO, folder / "stage")
@@ -70,7 +70,6 @@ def test_two_learners_laid_out_by_the_hub_cannot_read_each_others_work(stage, na
 
 def test_a_learner_still_works_in_their_own_closed_home(stage, names):
     """Closing the home must not stop the lesson: B reads their notebooks and imports the staged lab."""
-    need_other_users_to_run_this_venv()  # B runs this venv's Python
     a, b = names[:2]
     hub.lay_out_home(a, stage)
     home = hub.lay_out_home(b, stage)
