@@ -174,8 +174,8 @@ def _limit_reached(context) -> LabError | None:
     migration, and a learner's own code on ``lab_helpers.engine()``. Other errors (a retry
     loop's LockNotAvailable among them) stay the driver's.
     """
-    if context.is_pre_ping or context.original_exception is None:
-        return None
+    if context.is_pre_ping or context.connection is None or context.original_exception is None:
+        return None  # a failure to connect is explain()'s, at connect time
     return limit_problem(context.original_exception, context.engine.url)
 
 
