@@ -24,30 +24,34 @@ admin:users, admin:servers and access:servers (what classroom/loadtest.py uses);
 $CLASSROOM_STATE moves the hub's own state (sqlite, cookie secret; default <classroom>/hub).
 """
 
-import os
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from labkit import settings
 from labkit.classroom import hub, server
+from labkit.errors import LabError
 from labkit.postgres import cluster
 
 c = get_config()  # noqa: F821  (JupyterHub's config loader provides it)
 
-password = os.environ.get("CLASSROOM_PASSWORD", "")
-if len(password) < 8:
-    sys.exit("Set CLASSROOM_PASSWORD to the workshop password (8 characters or more) and start again.")
+try:  # every CLASSROOM_* and LAB_* setting, checked in one place: a bad one is two lines, not a traceback
+    settings.check_all()
+    password, admin_password = settings.classroom_password(), settings.classroom_admin_password()
+    admins, port, token = settings.classroom_admins(), settings.classroom_port(), settings.classroom_api_token()
+except LabError as exc:
+    sys.exit(str(exc))
 learners = sorted(server.read_secrets().get("learners", {}))
 if not learners:
     sys.exit("No learners yet: run python -m lab_helpers classroom setup --users alice,bob first.")
 
-state = Path(os.environ.get("CLASSROOM_STATE") or server.folder() / "hub")
+state = Path(settings.classroom_state() or server.folder() / "hub")
 state.mkdir(parents=True, exist_ok=True, mode=0o700)
 stage = hub.stage_lab(REPO, server.folder() / "stage")
 
-c.JupyterHub.bind_url = f"http://127.0.0.1:{int(os.environ.get('CLASSROOM_PORT', '8800'))}"
+c.JupyterHub.bind_url = f"http://127.0.0.1:{port}"
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = cluster.free_port()
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{cluster.free_port()}"
@@ -58,9 +62,7 @@ c.JupyterHub.cookie_secret_file = str(state / "cookie_secret")
 c.JupyterHub.authenticator_class = "shared-password"
 c.SharedPasswordAuthenticator.user_password = password  # learners only: it never opens an admin name
 c.Authenticator.allowed_users = set(learners)
-admin_password = os.environ.get("CLASSROOM_ADMIN_PASSWORD", "")
 if admin_password:
-    admins = {n.strip() for n in os.environ.get("CLASSROOM_ADMINS", "instructor").split(",") if n.strip()}
     if admins & set(learners) or len(admin_password) < 32 or admin_password == password:
         sys.exit("CLASSROOM_ADMIN_PASSWORD needs 32 characters or more, unlike the workshop password, and\n"
                  "CLASSROOM_ADMINS (default: instructor) must name no learner.")
@@ -76,7 +78,6 @@ c.Spawner.start_timeout = 600  # a room of 30 starting at once on 2 cores is slo
 c.Spawner.http_timeout = 600
 c.Spawner.pre_spawn_hook = hub.pre_spawn_hook(REPO, stage)
 
-token = os.environ.get("CLASSROOM_API_TOKEN")
 if token:
     c.JupyterHub.services = [{"name": "classroom-admin", "api_token": token}]
     c.JupyterHub.load_roles = [{"name": "classroom-admin",
@@ -92,7 +93,7 @@ c.JupyterHub.services.append({
     "url": f"http://127.0.0.1:{cluster.free_port()}",
     "command": [sys.executable, str(REPO / "classroom" / "progress_service.py")],
     "environment": {"LAB_CLASSROOM_DIR": str(server.folder()),
-                    "CLASSROOM_PROGRESS_REFRESH": os.environ.get("CLASSROOM_PROGRESS_REFRESH", "10")},
+                    "CLASSROOM_PROGRESS_REFRESH": str(settings.progress_refresh())},
     "oauth_no_confirm": True,
 })
 if token:

@@ -33,6 +33,7 @@ from jupyterhub.utils import url_path_join
 from tornado.ioloop import IOLoop
 from tornado.web import Application, HTTPError, RequestHandler, authenticated
 
+from labkit import settings
 from labkit.classroom import progress, progress_goto, progress_report
 from labkit.errors import LabError
 
@@ -47,8 +48,7 @@ COLUMNS = ["learner", "status", "phase", "users", "names", "last migration (UTC)
 
 def refresh_seconds() -> int:
     """Return how often the page reloads itself (CLASSROOM_PROGRESS_REFRESH, default 10 s)."""
-    value = os.environ.get("CLASSROOM_PROGRESS_REFRESH", "").strip()
-    return int(value) if value.isdigit() and int(value) > 0 else 10
+    return settings.progress_refresh()  # checked by the hub's config before it starts this service
 
 
 class RoomHandler(HubOAuthenticated, RequestHandler):
@@ -166,7 +166,7 @@ def main() -> None:
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
     # On Kubernetes the service's URL names the hub's Kubernetes Service (http://hub:8181), an
     # address the pod cannot bind: classroom/k8s/config.yaml sets CLASSROOM_PROGRESS_BIND=0.0.0.0.
-    app.listen(url.port, os.environ.get("CLASSROOM_PROGRESS_BIND") or url.hostname)
+    app.listen(url.port, settings.progress_bind() or url.hostname)
     IOLoop.current().start()
 
 

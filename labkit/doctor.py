@@ -8,20 +8,19 @@ Errors are shown as one short line: never a traceback, never a password.
 
 from __future__ import annotations
 
-import operator
-import re
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import settings
+from . import requirements, settings
 from .paths import REPO
 from .text import first_line, redact, url_password
 
 MIN_PYTHON = (3, 11)
 MIN_FREE_BYTES = 1 << 30  # 1 GiB: the embedded server, its data and the workspace need ~300 MB
 REQUIREMENTS = REPO / "requirements.txt"
+AGAIN = "run the doctor again; if it persists, see docs/instructor-guide.md"
 INSTALL = "pip install -r requirements.txt   (from the repository root, in the lab's venv)"
 
 
@@ -46,50 +45,6 @@ def _short(exc: BaseException) -> str:
     return scrub(first_line(exc, type(exc).__name__))
 
 
-_COMPARE = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
-            "==": operator.eq, "!=": operator.ne}
-
-
-def _release(text: str) -> tuple[int, ...]:
-    """Return a version's release numbers (``2.1.3rc1`` -> (2, 1, 3)), for comparing."""
-    match = re.match(r"\d+(?:\.\d+)*", text.strip())
-    return tuple(int(p) for p in match.group().split(".")) if match else ()
-
-
-@dataclass
-class Requirement:
-    """One line of requirements.txt: a package name and its version bounds (``>=2.1,<2.2``)."""
-
-    name: str
-    specifier: str
-
-    def allows(self, version: str) -> bool:
-        """Return whether ``version`` meets every bound (release numbers only; enough for this file)."""
-        have = _release(version)
-        for bound in filter(None, self.specifier.split(",")):
-            op, want = re.fullmatch(r"(>=|<=|==|!=|>|<)\s*(\S+)", bound.strip()).groups()
-            wanted = _release(want)
-            if op == "==" and want.endswith(".*"):
-                if have[:len(wanted)] != wanted:
-                    return False
-                continue
-            width = max(len(have), len(wanted))
-            if not _COMPARE[op](have + (0,) * (width - len(have)), wanted + (0,) * (width - len(wanted))):
-                return False
-        return True
-
-
-def read_requirements(path: Path = REQUIREMENTS) -> list[Requirement]:
-    """Return the requirements named in requirements.txt (options like ``-e .`` skipped), standard library only."""
-    found = []
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line and not line.startswith("-"):
-            name, spec = re.fullmatch(r"([A-Za-z0-9_.\-]+)\s*(.*)", line).groups()
-            found.append(Requirement(name, spec.replace(" ", "")))
-    return found
-
-
 # --------------------------------------------------------------------------- the checks
 
 def check_python() -> Check:
@@ -100,14 +55,22 @@ def check_python() -> Check:
                  "" if ok else "install Python 3.11 or newer and create the venv with it")
 
 
-def check_packages() -> Check:
+def read_requirements(path: Path = REQUIREMENTS) -> list[requirements.Requirement]:
+    """Return the requirements named in requirements.txt (options like ``-e .`` skipped)."""
+    return requirements.read(path)
+
+
+def check_packages(path: Path = REQUIREMENTS) -> Check:
     """Every package in requirements.txt must be installed at a version it allows."""
     from importlib.metadata import PackageNotFoundError, version
 
-    if not REQUIREMENTS.exists():
-        return Check("Packages", False, f"{REQUIREMENTS.name} not found next to labkit/",
+    if not path.exists():
+        return Check("Packages", False, f"{path.name} not found next to labkit/",
                      "run the doctor from a clone of the lab repository")
-    reqs = read_requirements()
+    try:
+        reqs = read_requirements(path)
+    except requirements.Unreadable as exc:
+        return Check("Packages", False, f"{path.name}: {exc}", "fix that line of the file")
     problems = []
     for req in reqs:
         try:
@@ -115,11 +78,22 @@ def check_packages() -> Check:
         except PackageNotFoundError:
             problems.append(f"{req.name} missing")
             continue
-        if not req.allows(have):
+        if not _guarded_allows(req, have):
             problems.append(f"{req.name} {have} (needs {req.specifier})")
     if problems:
         return Check("Packages", False, "; ".join(problems), INSTALL)
     return Check("Packages", True, f"all {len(reqs)} in requirements.txt at allowed versions")
+
+
+def check_settings() -> Check:
+    """Every LAB_* and CLASSROOM_* setting in the environment must hold a value the lab can use."""
+    from labkit.errors import LabError
+
+    try:
+        settings.check_all()
+    except LabError as exc:
+        return Check("Settings", False, exc.what, _as_fix(exc.fix))
+    return Check("Settings", True, "every LAB_* and CLASSROOM_* setting that is set can be used")
 
 
 def check_data_folder() -> Check:
@@ -223,7 +197,8 @@ def check_hnsw(eng) -> Check:
 
 def run_checks() -> list[Check]:
     """Run every check in order; a failed connection marks the database checks as not run."""
-    rows = [check_python(), check_packages()]
+    rows = [_guarded("Python", check_python), _guarded("Packages", check_packages),
+            _guarded("Settings", check_settings)]
     try:
         import labkit.database  # noqa: F401  (imported to learn whether it can be: the remaining checks need it)
     except Exception as exc:
@@ -231,7 +206,10 @@ def run_checks() -> list[Check]:
         return rows + [Check(n, False, skipped, INSTALL) for n in
                        ("Data folder", "Free disk", "Database", "pgvector", "HNSW index")]
     rows += [_guarded("Data folder", check_data_folder), _guarded("Free disk", check_disk)]
-    db, eng = check_database()
+    try:
+        db, eng = check_database()
+    except Exception as exc:  # check_database catches what it expects; this is the guard of last resort
+        db, eng = Check("Database", False, f"{type(exc).__name__}: {_short(exc)}", AGAIN), None
     rows.append(db)
     if eng is None:
         return rows + [Check(n, False, "not checked: no database connection",
@@ -246,6 +224,14 @@ def run_checks() -> list[Check]:
     return rows
 
 
+def _guarded_allows(req: requirements.Requirement, have: str) -> bool:
+    """Return whether an installed version meets the requirement; one that cannot be read does not."""
+    try:
+        return req.allows(have)
+    except requirements.Unreadable:
+        return False
+
+
 def _as_fix(advice: str) -> str:
     """Return a LabError's fix as the doctor's one-line fix: lowercase start, no final full stop."""
     advice = " ".join(advice.split())
@@ -257,8 +243,7 @@ def _guarded(name: str, check, *args) -> Check:
     try:
         return check(*args)
     except Exception as exc:
-        return Check(name, False, f"{type(exc).__name__}: {_short(exc)}",
-                     "run the doctor again; if it persists, see docs/instructor-guide.md")
+        return Check(name, False, f"{type(exc).__name__}: {_short(exc)}", AGAIN)
 
 
 def _marks() -> tuple[str, str]:

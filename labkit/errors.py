@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from alembic.util import CommandError
+try:
+    from alembic.util import CommandError
+except ImportError:  # a bare venv: the doctor and the settings still report, in plain words
+    CommandError = Exception
 
 # The fix of a problem whose cause the lab cannot name: the doctor has its own advice for it.
 RUN_DOCTOR = "Run `python -m lab_helpers doctor` for a check-up."
@@ -14,7 +17,8 @@ class LabError(CommandError):
     Printed as its message (``what``, then ``fix`` on the next line), never as a traceback.
     Code that reacts to it reads the two fields, never the sentence. It subclasses
     Alembic's ``CommandError`` so that the ``alembic`` command line prints ``FAILED:
-    <message>`` instead of a traceback, and it tells IPython to show the message alone.
+    <message>`` instead of a traceback (where Alembic is not installed, only the doctor runs,
+    and a plain Exception will do), and it tells IPython to show the message alone.
     """
 
     def __init__(self, what: str, fix: str = ""):

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from alembic.util import CommandError
 
 from . import sessions, settings
-from .diagnose import migration_problem
+from .diagnose import known_problem, migration_problem
 from .errors import LabError
 
 
@@ -43,6 +43,7 @@ def migrating(connection: sa.Connection, *, check_drift: bool = True, watch: boo
     ``check_drift=False`` (a reset) skips the drift check; ``watch=True`` makes this process
     watch the database from the state the block left.
     """
+    timeout = settings.lock_timeout()  # a bad LAB_LOCK_TIMEOUT is refused before any lock is taken
     with sessions.moving():
         if connection.in_transaction() or one_transaction:
             with _one_transaction(connection, check_drift, watch):
@@ -59,7 +60,7 @@ def migrating(connection: sa.Connection, *, check_drift: bool = True, watch: boo
                 _set(connection, previous)
             raise migration_problem(exc, connection.engine.url) or exc from None
         try:
-            _set(connection, settings.lock_timeout())
+            _set(connection, timeout)
             if check_drift:
                 sessions.check(connection)  # a notebook's database moved by someone else?
             connection.commit()  # Alembic now begins and commits each revision's transaction
@@ -113,7 +114,7 @@ def _translated(connection: sa.Connection, started) -> Iterator[None]:
         raise LabError("Interrupted: the revision being applied was rolled back."
                        + _after(connection, started, " ")) from None
     except sa.exc.DBAPIError as exc:
-        known = migration_problem(exc, connection.engine.url)
+        known = known_problem(exc, connection.engine.url)  # by SQLSTATE: a limit, a lock, a missing right
         if known is None:
             raise
         raise LabError(str(known) + _after(connection, started, "\n")) from None

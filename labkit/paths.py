@@ -12,6 +12,7 @@ import hashlib
 import os
 import stat
 import sys
+import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -48,9 +49,46 @@ def lacks_traverse(path: Path) -> bool:
     return path.stat().st_mode & wanted != wanted
 
 
-def closed_folders(path: Path) -> list[Path]:
-    """Return ``path`` and the folders above it that other users cannot traverse."""
-    return [p for p in [path, *path.parents] if p.exists() and lacks_traverse(p)]
+# --------------------------------------------------------------------------- can other users run this?
+# The one rule (the hub's preflight and stage_lab, the multi-user tests, and .ci/run's `traversable`,
+# which tests/test_paths.py checks agrees): another OS user can reach a path when every folder on
+# the way, from / down, lets others enter and list it (o+rx). A venv's bin/python is a link: what
+# must be reachable is the interpreter it leads to and that interpreter's standard library.
+
+def closed_to_others(path: Path) -> Path | None:
+    """Return the first folder on the way to ``path`` (itself too, if a folder) others cannot enter, or None."""
+    path = Path(path)
+    for folder in [*reversed(path.parents), path]:
+        try:
+            mode = folder.stat().st_mode
+        except OSError:
+            continue
+        if stat.S_ISDIR(mode) and mode & (stat.S_IROTH | stat.S_IXOTH) != stat.S_IROTH | stat.S_IXOTH:
+            return folder
+    return None
+
+
+def interpreter_places(bin_dir: Path | None = None) -> list[Path]:
+    """Return what another user must reach to run a venv's Python: its bin, the real interpreter, the stdlib."""
+    bin_dir = Path(bin_dir or Path(sys.executable).parent)
+    real = Path(os.path.realpath(bin_dir / ("python.exe" if os.name == "nt" else "python")))
+    own = bin_dir == Path(sys.executable).parent  # then this process knows where its stdlib lives
+    extra = [Path(sys.base_prefix), Path(sysconfig.get_paths()["stdlib"])] if own else []
+    return [bin_dir, real, *extra]
+
+
+def closed_on_the_way(places: list[Path]) -> tuple[Path, Path] | None:
+    """Return the first (closed folder, place) among ``places`` that other users cannot reach, or None."""
+    return next(((folder, p) for p in places if (folder := closed_to_others(p)) is not None), None)
+
+
+def others_cannot_run(bin_dir: Path | None = None) -> str | None:
+    """Return, in one line, why other OS users cannot run this venv's Python, or None when they can."""
+    found = closed_on_the_way(interpreter_places(bin_dir))
+    if found is None:
+        return None
+    return (f"other users cannot enter {found[0]}, on the way to {found[1]} (this venv's Python): "
+            "make the venv from a Python every user can run, such as /usr/bin/python3")
 
 
 def folders_to_open(pgdata: Path, bin_dirs: list[Path]) -> list[Path]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import DBAPIError
 
 from . import database, paths
@@ -159,7 +160,6 @@ def reset() -> str:
 
 
 def current_revision(conn: sa.Connection) -> str | None:
-    """Return the revision in alembic_version, or None when the table is missing or empty."""
-    if not sa.inspect(conn).has_table("alembic_version"):
-        return None
-    return conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+    """Return the database's revision (Alembic's current heads, ", "-joined when there are two), or None."""
+    heads = MigrationContext.configure(conn).get_current_heads()  # () when alembic_version is missing
+    return ", ".join(sorted(heads)) or None

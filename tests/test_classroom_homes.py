@@ -20,16 +20,15 @@ from labkit.classroom import homes, hub
 from labkit.errors import LabError
 
 from support.helpers import REPO
-from support.prerequisites import skip_or_fail
+from support.prerequisites import need_other_users_to_run_this_venv, need_root
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture(scope="module")
 def stage():
-    """The staged lab, as the hub makes it at start: world-readable."""
-    if os.geteuid() != 0:
-        skip_or_fail("making OS users needs root")
+    """The staged lab, as the hub makes it at start: world-readable (stage_lab refuses a venv learners cannot run)."""
+    need_other_users_to_run_this_venv()
     folder = Path(tempfile.mkdtemp(prefix="de19h", dir="/tmp"))
     folder.chmod(0o755)
     yield hub.stage_lab(REPO, folder / "stage")
@@ -97,6 +96,7 @@ def test_an_existing_open_home_is_tightened(stage, names):
 
 def test_a_home_that_is_not_the_learners_own_is_refused(names, tmp_path):
     """A user whose home is a folder someone else owns is not chmod-ed; the hub says why instead."""
+    need_root()  # it runs useradd
     c = names[2]
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o755)

@@ -453,15 +453,19 @@ def test_a_data_dir_under_a_closed_folder(lab_data_dir):
 
 
 def test_status_says_where_the_data_lives():
-    """Learners and instructors must be able to find (and delete) the data folder."""
-    assert paths.pgdata_dir() == paths.data_root() / "pgdata"
-    if os.environ.get("LAB_DATA_DIR"):
-        assert paths.data_root() == Path(os.environ["LAB_DATA_DIR"]).resolve()
-    elif servers.is_root() and paths.folders_to_open(REPO / ".lab" / "pgdata", []):
-        assert paths.data_root() == paths.shared_data_root()  # a checkout under /root
-        assert paths.data_root().parent == Path("/var/tmp")
-    else:
-        assert paths.data_root() == REPO / ".lab"
+    """Learners and instructors must be able to find (and delete) the data folder: ``status`` names
+    the folder the embedded server really keeps its data in (its own ``SHOW data_directory``)."""
+    done = lab("status", DATABASE_URL=None, LAB_STUDENT=None)
+    assert done.returncode == 0, text_of(done)
+    line = next(ln for ln in done.stdout.splitlines() if ln.startswith("data folder:"))
+    shown = line.removeprefix("data folder:").strip().split(" (")[0]  # "(why it is there)" may follow
+    eng = sa.create_engine(database.embedded_url(), poolclass=sa.pool.NullPool)
+    try:
+        with eng.connect() as conn:
+            real = conn.scalar(sa.text("SHOW data_directory"))
+    finally:
+        eng.dispose()
+    assert Path(shown).resolve() == Path(real).resolve()
 
 
 # --------------------------------------------------------------------------- a real server by URL

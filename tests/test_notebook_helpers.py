@@ -6,7 +6,7 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from labkit import paths, phases
+from labkit import database, paths, phases
 from labkit.errors import LabError
 from labkit.models import NAMING_CONVENTION
 from labkit.notebook import workspace
@@ -94,36 +94,78 @@ def test_append_twice_adds_once_and_diff_shows_the_edit(student_db):
     assert "-" not in diff.split("@@", 2)[2].replace("-> ", "")
 
 
-def test_a_reference_revision_copied_into_a_workspace_is_the_lab_s_own(student_db):
-    """Notebooks copy the inline guard from the reference revision: that file must be where ph says."""
-    ph = workspace.start(2)
-    assert ph.reference(phases.REVISIONS[2]).read_text().count("def refuse_data_loss") == 1
+class Phase2(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 
-# The same EXPLAIN (COSTS OFF, enable_seqscan off) on PostgreSQL 15.18 (Debian) and on the
-# embedded 18.4, as each printed it.
-EXPLAIN_PG15 = """Limit
-  InitPlan 1 (returns $0)
-    ->  Index Scan using t_pkey on t t_1
-          Index Cond: (id = 2)
-  ->  Sort
-        Sort Key: (abs((t.x - $0)))
-        ->  Seq Scan on t"""
-EXPLAIN_PG18 = """Limit
-  InitPlan 1
-    ->  Index Scan using t_pkey on t t_1
-          Index Cond: (id = 2)
-  ->  Sort
-        Sort Key: (abs((t.x - (InitPlan 1).col1)))
-        ->  Seq Scan on t
-              Disabled: true"""
+class User2(Phase2):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    email: Mapped[str | None] = mapped_column(sa.String(255))
+    bio: Mapped[str | None] = mapped_column(sa.Text)
 
 
-def test_sanitize_makes_explain_from_postgresql_15_and_18_compare_equal():
-    """Notebook 4's plans must not fail nbval on the PostgreSQL 13-16 servers the README allows."""
+def test_the_guard_copied_from_the_reference_revision_refuses_a_lossy_downgrade(student_db):
+    """Notebook 2's cell: copy refuse_data_loss from ph.reference() into the learner's 0002; it must then work.
+
+    The steps are notebook 2's own (autogenerate, two edits, the append); a downgrade with an
+    email in place is refused and the database stays at 0002 with the email kept.
+    """
+    from alembic.util import CommandError
+
+    rev = phases.REVISIONS[2]
+    ph = workspace.start(2, Phase2.metadata)
+    ph.autogenerate("add email and bio", rev_id=rev)
+    reference = ph.reference(rev).read_text()
+    ph.edit(rev, "from alembic import op\n",
+            "from alembic import context, op\nfrom alembic.util import CommandError\n")
+    ph.edit(rev, '"""Downgrade schema."""\n', '"""Downgrade schema."""\n'
+            '    refuse_data_loss("users.email, users.bio", "email IS NOT NULL OR bio IS NOT NULL")\n')
+    ph.append(rev, reference[reference.index("\n\ndef refuse_data_loss"):])
+    command.upgrade(ph.cfg, "head")
+    with database.engine().begin() as conn:
+        conn.exec_driver_sql("UPDATE users SET email = 'kept@example.com' WHERE id = 1")
+    with pytest.raises(CommandError, match=r"users\.email, users\.bio"):
+        command.downgrade(ph.cfg, "-1")
+    with database.engine().connect() as conn:
+        assert phases.current_revision(conn) == rev
+        assert conn.scalar(sa.text("SELECT email FROM users WHERE id = 1")) == "kept@example.com"
+
+
+# Notebook 4's EXPLAIN shape: an InitPlan (PostgreSQL 18 prints "(InitPlan 1).col1" where 15
+# printed "$0") and a disabled Seq Scan (18 adds "Disabled: true").
+EXPLAIN = ("EXPLAIN (COSTS OFF) SELECT * FROM t ORDER BY abs(x - (SELECT x FROM t WHERE id = 2)) LIMIT 1")
+
+
+@pytest.fixture(scope="module")
+def postgresql_15():
+    """Debian's PostgreSQL 15 (apt-get install postgresql-15), a cluster of this module's own."""
+    from support import servers
+    from support.prerequisites import skip_or_fail
+
+    if servers.debian_bin(15) is None:
+        skip_or_fail("Debian's PostgreSQL 15 is not installed (apt-get install postgresql-15)")
+    server = servers.start_server(bin_dir=servers.debian_bin(15))
+    yield server
+    server.stop()
+
+
+def _plan(url: sa.URL) -> str:
+    eng = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with eng.connect() as conn:
+            conn.exec_driver_sql("CREATE TEMP TABLE t (id int PRIMARY KEY, x int)")
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            return "\n".join(conn.exec_driver_sql(EXPLAIN).scalars())
+    finally:
+        eng.dispose()
+
+
+def test_sanitize_makes_explain_from_postgresql_15_and_18_compare_equal(postgresql_15):
+    """Notebook 4's plans, printed by the two servers themselves, compare equal after notebooks/sanitize.cfg."""
     import configparser
     import re
-
 
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(paths.REPO / "notebooks" / "sanitize.cfg")
@@ -133,5 +175,7 @@ def test_sanitize_makes_explain_from_postgresql_15_and_18_compare_equal():
             text = re.sub(parser[section]["regex"], parser[section]["replace"], text)
         return text
 
-    assert EXPLAIN_PG15 != EXPLAIN_PG18
-    assert sanitize(EXPLAIN_PG15 + "\n") == sanitize(EXPLAIN_PG18 + "\n")  # as printed: line by line
+    pg15, pg18 = _plan(postgresql_15.sa_url()), _plan(database.embedded_url())
+    assert "$0" in pg15
+    assert "Disabled: true" in pg18  # the embedded server is PostgreSQL 18
+    assert sanitize(pg15 + "\n") == sanitize(pg18 + "\n")  # as printed: line by line

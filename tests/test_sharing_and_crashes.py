@@ -28,7 +28,7 @@ from labkit.postgres import binaries
 
 from support import servers
 from support.helpers import REPO, alembic, assert_short_and_secret_free, lab, text_of
-from support.prerequisites import skip_or_fail
+from support.prerequisites import need_other_users_to_run_this_venv, skip_or_fail
 
 NB1 = "notebooks/01_create_users.ipynb"
 
@@ -177,12 +177,26 @@ def test_a_killed_migration_process_leaves_the_old_revision(data_dir):
                           env=_env(own(data_dir, LAB_LOCK_TIMEOUT="60s")),
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(2)
+        wait_for_alembic_to_wait_for_a_lock(eng, up)  # killed inside the revision, not before it began
         up.kill()
         up.wait(10)
     finally:
         holder.close()
     assert revision_and_columns(eng) == (phases.REVISIONS[2], ["id", "name", "email", "bio"])
+
+
+def wait_for_alembic_to_wait_for_a_lock(eng: sa.Engine, up: subprocess.Popen, seconds: float = 30) -> None:
+    """Return once the ``alembic`` process's session waits for a table lock (its revision's ALTER has begun)."""
+    deadline = time.monotonic() + seconds
+    waiting = sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'lab: alembic' "
+                      "AND wait_event_type = 'Lock'")
+    while True:
+        with eng.connect() as watcher:  # a new transaction: pg_stat_activity is a snapshot per transaction
+            if watcher.scalar(waiting):
+                return
+        assert time.monotonic() < deadline, "alembic never reached the lock"
+        assert up.poll() is None, "alembic ended before it reached the lock"
+        time.sleep(0.1)
 
 
 def test_a_held_lock_makes_alembic_and_reset_give_up_naming_the_holder(data_dir):
@@ -357,18 +371,11 @@ def as_user(name: str, clone: Path, args: list[str], timeout: float = 300) -> su
 def test_two_os_users_each_run_status_and_notebook_1(order):
     """Two learners on one machine, whoever starts first: each gets a server of their own,
     and neither depends on a lock or socket file the other created (the /tmp/.lockfile bug)."""
-    need_root()
+    need_other_users_to_run_this_venv()
     users = {name: _make_user(name) for name in order}
     clones = {name: _clone(Path(users[name].pw_dir) / "database-evolution", users[name])
               for name in order}
     try:
-        try:
-            readable = as_user(order[0], clones[order[0]],
-                               [sys.executable, "-c", "import sqlalchemy"]).returncode == 0
-        except PermissionError:  # the venv's python links into a folder others cannot enter
-            readable = False
-        need(readable, f"the venv at {sys.prefix} (or the Python it links to) is not usable by "
-                       "other users: make it from a Python every user can run, such as /usr/bin/python3")
         for name in order:
             status = as_user(name, clones[name], [sys.executable, "-m", "lab_helpers", "status"])
             assert status.returncode == 0, text_of(status)

@@ -16,7 +16,7 @@ import nbformat
 from .. import settings
 from ..authoring import exercises
 from ..errors import LabError
-from ..paths import closed_folders, notebooks
+from ..paths import closed_on_the_way, closed_to_others, interpreter_places, notebooks
 from . import homes, learners, preflight
 
 LAB_FILES = ["lab_helpers.py", "labkit", "migrations", "alembic.ini", "notebooks"]
@@ -25,11 +25,15 @@ HOME_FOLDER = "database-evolution"
 
 def stage_lab(repo: Path, stage: Path) -> Path:
     """Copy the lab's code and notebooks into a fresh world-readable ``stage`` folder; return it."""
-    closed = closed_folders(stage.parent) + closed_folders(Path(sys.prefix))
-    if closed:
-        raise LabError(f"Learners' servers cannot reach {closed[0]} (the staging folder or the venv).\n"
-                       "Nothing was changed.", "Put the venv and LAB_CLASSROOM_DIR under a folder every user\n"
-                       "can traverse, such as /srv or /tmp.")
+    # paths' one rule, on the staging folder and on the venv's REAL interpreter and stdlib, not sys.prefix
+    closed = closed_to_others(stage.parent)
+    venv = closed_on_the_way(interpreter_places())
+    if closed is not None or venv is not None:
+        what = (f"{closed} (the staging folder)" if closed is not None else
+                f"{venv[0]} (on the way to {venv[1]}, this venv's Python)")
+        raise LabError(f"Learners' servers cannot reach {what}.\nNothing was changed.",
+                       "Put LAB_CLASSROOM_DIR under a folder every user can traverse, such as /srv or /tmp,\n"
+                       "and make the venv from a Python every user can run, such as /usr/bin/python3.")
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")

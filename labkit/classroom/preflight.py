@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import os
 import pwd
-import stat
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
+from .. import paths, settings
 from ..errors import LabError
 
 PROBE_USER = "nobody"
@@ -35,27 +34,14 @@ def singleuser(bin_dir: Path | None = None) -> Path:
 
 def places(bin_dir: Path | None = None) -> list[Path]:
     """Return what a learner's spawn must reach: the interpreter after its links, the stdlib, the script."""
-    bin_dir = bin_dir or Path(sys.executable).parent
     script = singleuser(bin_dir)
-    return [Path(os.path.realpath(bin_dir / "python")), Path(sysconfig.get_paths()["stdlib"]),
-            Path(sys.base_prefix), script, Path(os.path.realpath(script))]
-
-
-def closed_folder(path: Path) -> Path | None:
-    """Return the first folder on the way to ``path`` (from /) that other users cannot enter, or None."""
-    for folder in [*reversed(path.parents), path]:
-        try:
-            mode = folder.stat().st_mode
-        except OSError:
-            continue
-        if stat.S_ISDIR(mode) and not mode & stat.S_IXOTH:
-            return folder
-    return None
+    return [*paths.interpreter_places(bin_dir), script, Path(os.path.realpath(script))]
 
 
 def first_closed(bin_dir: Path | None = None) -> Path | None:
-    """Return the first closed folder on the way to any of ``places``, or None (no process is run)."""
-    return next((found for p in places(bin_dir) if (found := closed_folder(p))), None)
+    """Return the first folder on the way to any of ``places`` that other users cannot enter (paths' rule), or None."""
+    found = paths.closed_on_the_way(places(bin_dir))
+    return None if found is None else found[0]
 
 
 def closed_error(folder: Path, bin_dir: Path | None = None) -> LabError:
@@ -103,6 +89,8 @@ def start_hub(config: Path) -> None:
 
     ``exec`` keeps the process id, so whoever started the command can stop the hub with it.
     """
+    settings.check_all()  # a bad CLASSROOM_* or LAB_* value: two lines here, not a traceback in the hub
+    settings.classroom_password()
     problem = learners_cannot_run()
     if problem is not None:
         raise problem

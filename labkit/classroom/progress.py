@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import psycopg2
 
 from ..phases import REVISIONS, SAMPLE_USERS
+from ..sessions import WRITER_LOCK
 from .server import admin_url, read_secrets
 
 APPLICATION = "classroom progress"  # our own sessions, left out of the learners' counts
@@ -52,7 +53,12 @@ WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.backend
   AND a.application_name IS DISTINCT FROM %s"""
 LOCKS = """
 SELECT l.pid, l.mode, l.granted, coalesce(c.relname,
-       CASE WHEN l.locktype = 'advisory' THEN 'the lab''s writer lock' ELSE l.locktype END)
+       CASE WHEN l.locktype = 'advisory' AND l.classid = 0 AND l.objid = %s AND l.objsubid = 1
+            THEN 'the lab''s writer lock'
+            WHEN l.locktype = 'advisory' AND l.objsubid = 1  -- a bigint key: high and low halves
+            THEN 'advisory lock ' || ((l.classid::bigint << 32) | l.objid::bigint)
+            WHEN l.locktype = 'advisory' THEN 'advisory lock (' || l.classid || ', ' || l.objid || ')'
+            ELSE l.locktype END)
 FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation
 WHERE l.pid = ANY(%s) AND (NOT l.granted OR l.locktype = 'advisory' OR (l.locktype = 'relation'
       AND c.relkind IN ('r', 'p') AND c.relnamespace <> 'pg_catalog'::regnamespace))
@@ -180,7 +186,7 @@ def _read_sessions(cur, seen: Learner) -> None:
     seen.idle_in_transaction = sum(1 for _, state, _, _ in sessions.values() if state.startswith("idle in"))
     if not sessions:
         return
-    cur.execute(LOCKS, (list(sessions),))
+    cur.execute(LOCKS, (WRITER_LOCK, list(sessions)))
     for pid, mode, granted, what in cur.fetchall():
         app, state, secs, blockers = sessions[pid]
         lock = mode.removesuffix("Lock")

@@ -184,7 +184,8 @@ def history_diagram(cfg: Config) -> Mermaid:
                           + ([f"*{' · '.join(tags)}*"] if tags else []))
         lines.append(f'    {node[rev.revision]}["`{label}`"]')
     for rev in revisions:
-        parents = rev._normalized_down_revisions or ("base",)
+        down = rev.down_revision  # None, one id, or a tuple of ids (a merge)
+        parents = (down,) if isinstance(down, str) else tuple(down or ()) or ("base",)
         for parent in parents:
             lines.append(f"    {node.get(parent, 'base')} --> {node[rev.revision]}")
     lines.append("    classDef current fill:#d4edda,stroke:#155724,stroke-width:3px")

@@ -44,9 +44,12 @@ def rehearsal(cfg: Config) -> Iterator[sa.Connection]:
 
 def offline_sql(cfg: Config, span: str, path: Path) -> str:
     """Write the SQL that ``command.upgrade(cfg, span, sql=True)`` prints to ``path``; return it."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
+    out, kept = io.StringIO(), cfg.output_buffer
+    cfg.output_buffer = out  # Alembic's own option: the SQL goes here, not to this process's stdout
+    try:
         command.upgrade(cfg, span, sql=True)
+    finally:
+        cfg.output_buffer = kept
     Path(path).write_text(out.getvalue())
     return out.getvalue().strip()
 
