@@ -12,6 +12,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
+from labkit import phases
 from labkit.errors import LabError
 from labkit.notebook import evolving
 
@@ -31,6 +32,37 @@ def test_the_project_url_reaches_pgvector_in_public_and_creates_tables_in_its_sc
         assert conn.scalar(sa.text("SELECT to_regclass('nb8_t.t') IS NOT NULL"))
         assert conn.scalar(sa.text("SELECT current_schema()")) == "nb8_t"
     eng.dispose()
+
+
+def test_alembic_in_the_project_never_touches_the_labs_alembic_version(url, tmp_path):
+    """public (on the search path for pgvector) has the lab's alembic_version; the project's own comes first."""
+    from alembic import command
+    from alembic.config import Config
+
+    phases.goto(1)  # the lab's own users and alembic_version, in public
+    lab = sa.create_engine(evolving.database.resolve_url())
+    with lab.connect() as conn:
+        before = conn.execute(sa.text("SELECT version_num FROM public.alembic_version")).all()
+    (tmp_path / "versions").mkdir()
+    (tmp_path / "env.py").write_text(
+        "from alembic import context\n"
+        "context.configure(connection=context.config.attributes['connection'])\n"
+        "with context.begin_transaction():\n    context.run_migrations()\n")
+    (tmp_path / "versions" / "r1.py").write_text(
+        "revision = 'r1'\ndown_revision = None\n\n\ndef upgrade():\n    pass\n")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(tmp_path))
+    eng = sa.create_engine(url)
+    with eng.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    with eng.connect() as conn:
+        assert conn.scalar(sa.text("SELECT version_num FROM nb8_t.alembic_version")) == "r1"
+    with lab.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM public.alembic_version")).all() == before
+    assert before == [("0001_create_users",)]
+    eng.dispose()
+    lab.dispose()
 
 
 def _documents(url: str, with_768: bool) -> None:

@@ -16,8 +16,16 @@ from .project import project_database_url
 
 
 def project_url(schema: str) -> str:
-    """Empty schema ``schema`` and return its URL, with ``public`` (where pgvector lives) second on the search path."""
+    """Empty schema ``schema`` and return its URL, with ``public`` (where pgvector lives) second on the search path.
+
+    ``public`` also holds the lab's own ``alembic_version``, which Alembic would find through the
+    search path and write to. So the schema gets an empty ``alembic_version`` of its own first,
+    the table Alembic would create: every lookup of that name stops in the project's schema.
+    """
     url = sa.make_url(project_database_url(schema))
+    with database.engine().begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {schema}.alembic_version (version_num varchar(32) NOT NULL, "
+                             "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"))
     url = url.update_query_dict({"options": f"-csearch_path={schema},public"})
     return url.render_as_string(hide_password=False)
 
