@@ -64,6 +64,12 @@ _EXPORTS = {
     # Notebooks 3 and 7: old and new application code running beside a migration, every write counted.
     "app_version": ("labkit.notebook.liveapp", "version"),
     "live_app": ("labkit.notebook.liveapp", "running"),
+    # Notebook 8: a project URL with pgvector in reach, and an application next to an embedding swap.
+    "project_url": ("labkit.notebook.evolving", "project_url"),
+    "require_vector": ("labkit.notebook.evolving", "require_vector"),
+    "App": ("labkit.notebook.evolving", "App"),
+    "APP_READ": ("labkit.notebook.evolving", "READ"),
+    "APP_WRITE": ("labkit.notebook.evolving", "WRITE"),
     # The database, its phases and its sample data.
     "url": ("labkit.database", "resolve_url"),
     "engine": ("labkit.database", "checked_engine"),

@@ -1,0 +1,91 @@
+"""Notebook 8: a project's database URL with pgvector in reach, and an application that keeps
+reading and writing (and counts its failures) while the embedding model is swapped."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+import sqlalchemy as sa
+
+from .. import database
+from ..embedding import embed
+from ..errors import LabError
+from .project import project_database_url
+
+
+def project_url(schema: str) -> str:
+    """Empty schema ``schema`` and return its URL, with ``public`` (where pgvector lives) second on the search path.
+
+    ``public`` also holds the lab's own ``alembic_version``, which Alembic would find through the
+    search path and write to. So the schema gets an empty ``alembic_version`` of its own first,
+    the table Alembic would create: every lookup of that name stops in the project's schema.
+    """
+    url = sa.make_url(project_database_url(schema))
+    with database.engine().begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {schema}.alembic_version (version_num varchar(32) NOT NULL, "
+                             "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"))
+    url = url.update_query_dict({"options": f"-csearch_path={schema},public"})
+    return url.render_as_string(hide_password=False)
+
+
+def require_vector() -> None:
+    """Install pgvector in the lab database's ``public`` schema, or raise a short LabError where the server has none."""
+    eng = database.engine()
+    with eng.begin() as conn:
+        if database.vector_extension(conn) is None:
+            raise LabError("This server has no pgvector, so section 5 cannot run here; sections 1-4 did.",
+                           "Use the lab's own server (unset DATABASE_URL) or one with the vector extension.")
+        conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS vector"))
+
+
+# What the application runs: version 1 knows only the 384-dimension column, version 2 also
+# writes the 768 one, version 3 reads the 768 one. Each statement is its own transaction.
+READ = {1: "SELECT id FROM documents ORDER BY embedding <=> CAST(:q AS vector(384)) LIMIT 5",
+        2: "SELECT id FROM documents ORDER BY embedding <=> CAST(:q AS vector(384)) LIMIT 5",
+        3: "SELECT id FROM documents ORDER BY embedding_768 <=> CAST(:q AS vector(768)) LIMIT 5"}
+WRITE = {1: "INSERT INTO documents (body, embedding) VALUES (:body, :e384)",
+         2: "INSERT INTO documents (body, embedding, embedding_768) VALUES (:body, :e384, :e768)",
+         3: "INSERT INTO documents (body, embedding_768) VALUES (:body, :e768)"}
+
+
+class App(threading.Thread):
+    """The application next to the swap: a read and a write every few ms; counts each kind, and each failure."""
+
+    def __init__(self, url: str, version: int = 1, pause: float = 0.01):
+        super().__init__(daemon=True, name="app")
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"application_name": "notebook 8 app"})
+        self.conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        self.version, self.pause = version, pause
+        # A few notes, embedded once: the application's time goes to the database, not the model.
+        self.notes = [(f"note {i} written during the swap", str(embed(f"note {i} written during the swap")),
+                       str(embed(f"note {i} written during the swap", 768))) for i in range(20)]
+        self.reads = self.writes = 0
+        self.failures: list[str] = []
+        self.stop = threading.Event()
+
+    def step(self, n: int) -> None:
+        """Run one read and one write as the application of ``self.version`` would."""
+        version, (body, e384, e768) = self.version, self.notes[n % len(self.notes)]
+        try:
+            self.conn.execute(sa.text(READ[version]), {"q": e768 if version == 3 else e384})
+            self.reads += 1
+            self.conn.execute(sa.text(WRITE[version]), {"body": body, "e384": e384, "e768": e768})
+            self.writes += 1
+        except sa.exc.DBAPIError as exc:
+            self.failures.append(f"version {version}: {str(exc.orig).splitlines()[0]}")
+
+    def run(self) -> None:
+        with contextlib.closing(self.conn):
+            n = 0
+            while not self.stop.is_set():
+                n += 1
+                self.step(n)
+                time.sleep(self.pause)
+
+    def finish(self) -> str:
+        """Stop the application and return what it did: reads, writes and failures."""
+        self.stop.set()
+        self.join(30)
+        return f"reads: {self.reads}, writes: {self.writes}, failed: {len(self.failures)}"
