@@ -98,15 +98,16 @@ class Live:
         self.label = label
 
     def settle(self, times: int = 3, timeout: float = 30.0) -> None:
-        """Wait until each running version has run each of its statements ``times`` more times."""
+        """Wait until each running version has run each of its statements ``times`` more times in this phase."""
         with self.ran:
-            start = len(self.records)
+            start, label = len(self.records), self.label
             wanted = {(name, verb(s)): times for name, r in self.threads.items() for s in r.ver.statements}
 
             def done() -> bool:
                 seen: dict[tuple[str, str], int] = {}
                 for rec in self.records[start:]:
-                    seen[rec.version, rec.verb] = seen.get((rec.version, rec.verb), 0) + 1
+                    if rec.phase == label:  # one that began before the phase counts where it began
+                        seen[rec.version, rec.verb] = seen.get((rec.version, rec.verb), 0) + 1
                 return all(seen.get(k, 0) >= n for k, n in wanted.items())
 
             self.ran.wait_for(done, timeout)
