@@ -38,6 +38,7 @@ def test_every_write_is_counted_and_a_rejected_one_has_its_error_class(engine):
             conn.execute(sa.text("ALTER TABLE items ADD COLUMN level text"))
         live.phase("level added")
         live.settle()
+        live.phase("adding the check")  # a phase is set before its step: a statement counts where it began
         with engine.begin() as conn:
             conn.execute(sa.text("ALTER TABLE items ADD CONSTRAINT level_set CHECK (level IS NOT NULL) NOT VALID"))
         live.phase("check on")

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from labkit.errors import LabError
-from labkit.notebook import bigreport, bigtables, project
+from labkit.notebook import bigreport, bigtables, liveapp, project
 
 ROWS = 50_000
 
@@ -46,10 +46,17 @@ def test_a_constant_default_does_not_rewrite(engine):
 
 
 def test_create_index_blocks_the_writer_and_concurrently_does_not(engine):
-    """SHARE makes the writer wait on a lock; SHARE UPDATE EXCLUSIVE (CONCURRENTLY) does not."""
-    plain = bigtables.measure(engine, "index", "plain", lambda op: op.create_index(
-        "ix_score", "accounts", ["score"]), behind=0.0)
+    """SHARE makes the writer wait on a lock, and not the reader; SHARE UPDATE EXCLUSIVE (CONCURRENTLY) neither.
+
+    The plain build keeps its transaction open half a second after the index is built, so the
+    SHARE lock is held long enough for the wait to be seen on any machine.
+    """
+    plain = bigtables.measure(engine, "index", "plain", lambda op: (
+        op.create_index("ix_score", "accounts", ["score"]), op.execute("SELECT pg_sleep(0.5)")))
     assert plain.lock == "SHARE"
+    assert "writer" in plain.blocked  # pg_stat_activity saw it waiting on a lock
+    assert plain.writer_waited >= 0.3
+    assert "reader" not in plain.blocked
 
     def concurrently(op):
         with op.get_context().autocommit_block():
@@ -119,3 +126,81 @@ def test_lock_names_read_like_the_documentation():
     assert bigreport.lock_name("ShareUpdateExclusiveLock") == "SHARE UPDATE EXCLUSIVE"
     assert bigreport.strongest(["RowExclusiveLock", "AccessShareLock"]) == "RowExclusiveLock"
     assert bigreport.lock_name(None) == "none seen"
+
+
+# --------------------------------------------------------------------------- the NOT NULL recipe, live
+
+OLD_APP = liveapp.version("old", "INSERT INTO accounts (id, score) VALUES (:n, :n % 1000)",
+                          "SELECT score FROM accounts WHERE id = :id")
+NEW_APP = liveapp.version("new", "INSERT INTO accounts (id, score, level) VALUES (:n, :n % 1000, 'free')",
+                          "UPDATE accounts SET score = score + 1, level = 'free' WHERE id = :id")
+BACKFILL = "UPDATE accounts SET level = 'free' WHERE id BETWEEN :low AND :low + 9999 AND level IS NULL"
+RECIPE = {  # notebook 7's revisions 0002-0006 (0003, the backfill, is in run_step), each its own transaction
+    "0002": ["ALTER TABLE accounts ADD COLUMN level text"],
+    "0004": ["ALTER TABLE accounts ADD CONSTRAINT level_not_null CHECK (level IS NOT NULL) NOT VALID"],
+    "0005": ["ALTER TABLE accounts VALIDATE CONSTRAINT level_not_null"],
+    "0006": ["ALTER TABLE accounts ALTER COLUMN level SET NOT NULL",
+             "ALTER TABLE accounts DROP CONSTRAINT level_not_null"],
+}
+
+
+def run_step(engine, live, rev):
+    """Run one step of the recipe in its own transaction (the backfill: one per batch), then let the app run."""
+    live.phase(rev)
+    if rev == "0003":
+        with engine.connect() as conn:
+            top = conn.scalar(sa.text("SELECT max(id) FROM accounts"))
+        for low in range(1, top + 1, 10_000):
+            with engine.begin() as conn:
+                conn.execute(sa.text(BACKFILL), {"low": low})
+    else:
+        with engine.begin() as conn:
+            for sql in RECIPE[rev]:
+                conn.execute(sa.text(sql))
+    live.settle()
+
+
+def nulls(engine):
+    with engine.connect() as conn:
+        return conn.scalar(sa.text("SELECT count(*) FROM accounts WHERE level IS NULL"))
+
+
+def test_the_recipe_with_the_old_code_live_rejects_its_inserts_and_validate_fails(engine):
+    """Issue 22's failure, counted: old INSERTs after the backfill stay NULL, from NOT VALID on they fail."""
+    with liveapp.running(engine, OLD_APP, ids=(1, ROWS), first=ROWS + 1, phase="before") as live:
+        for rev in ("0002", "0003", "0004"):
+            run_step(engine, live, rev)
+        left = nulls(engine)
+        with pytest.raises(sa.exc.IntegrityError, match="level_not_null"):
+            run_step(engine, live, "0005")
+    tally = live.tally().set_index(["phase", "app", "statement"])
+    assert (tally["attempted"] == tally["committed"] + tally["failed"]).all()
+    for rev in ("before", "0002", "0003"):
+        assert tally.loc[(rev, "old", "INSERT"), "failed"] == 0
+    assert left > 0  # the old code's rows behind the backfill
+    rejected = tally.loc[("0004", "old", "INSERT")]
+    assert rejected["failed"] >= 3
+    assert rejected["errors"] == "CheckViolation"
+    assert live.rejected("old") == tally.xs("INSERT", level="statement")["failed"].sum()
+    with engine.connect() as conn:  # every committed INSERT is in the table, none twice
+        assert conn.scalar(sa.text("SELECT count(*) FROM accounts WHERE id > :n"), {"n": ROWS}) == \
+            tally.xs("INSERT", level="statement")["committed"].sum()
+
+
+def test_the_ordered_recipe_rejects_no_write(engine):
+    """0002 with the old code; deploy the new code and retire the old; then 0003-0006: every write commits."""
+    with liveapp.running(engine, OLD_APP, ids=(1, ROWS), first=ROWS + 1, phase="before") as live:
+        run_step(engine, live, "0002")
+        live.deploy(NEW_APP)
+        live.retire("old")
+        for rev in ("0003", "0004", "0005", "0006"):
+            run_step(engine, live, rev)
+    tally = live.tally()
+    assert live.rejected() == 0
+    assert tally.attempted.sum() == tally.committed.sum() > 0
+    assert set(tally[tally.phase == "0004"].app) == {"new"}
+    assert {"INSERT", "UPDATE"} <= set(tally[tally.phase == "0006"].statement)
+    assert nulls(engine) == 0
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT attnotnull FROM pg_attribute "
+                                   "WHERE attrelid = 'accounts'::regclass AND attname = 'level'"))

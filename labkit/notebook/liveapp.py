@@ -98,15 +98,16 @@ class Live:
         self.label = label
 
     def settle(self, times: int = 3, timeout: float = 30.0) -> None:
-        """Wait until each running version has run each of its statements ``times`` more times."""
+        """Wait until each running version has run each of its statements ``times`` more times in this phase."""
         with self.ran:
-            start = len(self.records)
+            start, label = len(self.records), self.label
             wanted = {(name, verb(s)): times for name, r in self.threads.items() for s in r.ver.statements}
 
             def done() -> bool:
                 seen: dict[tuple[str, str], int] = {}
                 for rec in self.records[start:]:
-                    seen[rec.version, rec.verb] = seen.get((rec.version, rec.verb), 0) + 1
+                    if rec.phase == label:  # one that began before the phase counts where it began
+                        seen[rec.version, rec.verb] = seen.get((rec.version, rec.verb), 0) + 1
                 return all(seen.get(k, 0) >= n for k, n in wanted.items())
 
             self.ran.wait_for(done, timeout)
@@ -136,12 +137,13 @@ class Live:
 
     def verdict(self) -> str:
         """Return, per phase and version, which writes were rejected: words, no counts, no timings."""
-        lines, seen = [], {}
+        lines, seen, phases = [], {}, {}
         for rec in list(self.records):
             if rec.verb in WRITES:
+                phases.setdefault(rec.phase, len(phases))
                 seen.setdefault((rec.phase, rec.version, rec.verb), set()).add(rec.error)
-        wide = max((len(phase) for phase, _, _ in seen), default=0)
-        for (phase, name, what), errors in seen.items():
+        wide = max((len(phase) for phase in phases), default=0)
+        for (phase, name, what), errors in sorted(seen.items(), key=lambda kv: (phases[kv[0][0]], kv[0][1:])):
             failed = sorted(e for e in errors if e)
             said = f"rejected ({', '.join(failed)})" if failed else "all committed"
             lines.append(f"{phase:<{wide}}  {name:<4} {what:<7} {said}")
@@ -182,18 +184,20 @@ class _Runner(threading.Thread):
 
 
 @contextlib.contextmanager
-def running(eng: sa.Engine, *versions: Version, ids: tuple[int, int] = (1, 1),
-            first: int = 1) -> Iterator[Live]:
+def running(eng: sa.Engine, *versions: Version, ids: tuple[int, int] = (1, 1), first: int = 1,
+            phase: str = "start") -> Iterator[Live]:
     """Run the application's ``versions`` beside the block; stop them all when it ends.
 
     ``:id`` in a statement is a random key in ``ids`` (both ends included); ``:n`` counts up
-    from ``first``. Deploy and retire versions inside the block with ``Live.deploy`` and
-    ``Live.retire``.
+    from ``first``. Statements count under ``phase`` until ``Live.phase`` names another; the
+    block starts once each statement has run once. Deploy
+    and retire versions inside the block with ``Live.deploy`` and ``Live.retire``.
     """
-    live = Live(eng, ids, itertools.count(first))
+    live = Live(eng, ids, itertools.count(first), label=phase)
     try:
         for ver in versions:
             live.deploy(ver)
+        live.settle(1)  # every statement has run once under ``phase``: the block starts on a live app
         yield live
     finally:
         for name in list(live.threads):
