@@ -107,12 +107,12 @@ def test_new_code_live_before_the_backfill_reads_null_names_and_after_it_does_no
     rollout = Rollout("scratch_people")
     try:
         rollout.step("new code too early", live=("old", "new"))
-        too_early = rollout.tally().loc["new app", "NULL names read"]
+        too_early = rollout.tally().loc["new app", "read NULL"]
         rollout.step("backfill", "UPDATE scratch_people SET full_name = name WHERE full_name IS NULL")
         rollout.step("new code after the backfill", live=("old", "new"))
         tally = rollout.tally()
     finally:
         rollout.close()
     assert too_early == 3  # one read per write round: before, during and after the step
-    assert tally.loc["new app", "NULL names read"] == 3  # none more once the backfill committed
-    assert tally.loc["old app", "NULL names read"] == 0
+    assert tally.loc["new app", "read NULL"] == 3  # none more once the backfill committed
+    assert tally.loc["old app", "read NULL"] == 0

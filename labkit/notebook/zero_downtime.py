@@ -152,7 +152,7 @@ class Rollout:
             found = dict(self.observer.execute(sa.text(f"SELECT id, full_name FROM {self.table}")).all())
             kept = sum(found.get(i) == v for i, v in app.wrote.items())
             rows.append({"app": app.name, "writes": app.done, "failed": app.failed, "held up": app.held_up,
-                         "NULL names read": app.null_reads, "users written": len(app.wrote), "found in full_name": kept})
+                         "read NULL": app.null_reads, "users written": len(app.wrote), "found in full_name": kept})
         return pd.DataFrame(rows).set_index("app")
 
     def close(self) -> None:
