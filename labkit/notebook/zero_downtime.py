@@ -26,7 +26,10 @@ from ..phases import SCRATCH_PREFIX as SCRATCH
 
 LOCKS_SQL = """SELECT string_agg(mode, ', ' ORDER BY mode) FROM pg_locks
                WHERE pid = :pid AND granted AND locktype = 'relation' AND relation = to_regclass(:table)"""
-WAITING_SQL = "SELECT wait_event_type = 'Lock' AND wait_event = 'relation' FROM pg_stat_activity WHERE pid = :pid"
+# What a held-up write waits for: 'relation' (a table lock), 'transactionid' or 'tuple' (a row
+# another transaction changed and has not committed yet).
+WAITING_SQL = "SELECT wait_event FROM pg_stat_activity WHERE pid = :pid AND wait_event_type = 'Lock'"
+WAIT_KIND = {"relation": "a table lock", "transactionid": "a row lock", "tuple": "a row lock"}
 
 
 @dataclass
@@ -39,6 +42,9 @@ class App:
     done: int = 0
     failed: int = 0
     held_up: int = 0
+    existing: int | None = None  # a user that was there before the rollout: read, then saved back
+    null_reads: int = 0
+    waits: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     wrote: dict[int, str] = field(default_factory=dict)  # id -> the value it wrote last
 
@@ -47,7 +53,8 @@ class App:
         self.pid = self.conn.scalar(sa.text("SELECT pg_backend_pid()"))
 
     def write(self) -> None:
-        """INSERT a user naming only this version's column, then UPDATE that user: two writes, counted."""
+        """INSERT a user naming only this version's column, UPDATE that user, then read an existing
+        user's name and save that user back (an UPDATE that takes its row lock): three writes, counted."""
         value = f"{self.name} user {len(self.wrote) + 1}"
         try:
             new_id = self.conn.scalar(sa.text(
@@ -58,6 +65,13 @@ class App:
                               {"v": value + " (edited)", "id": new_id})
             self.done += 1
             self.wrote[new_id] = value + " (edited)"
+            if self.existing is not None:
+                read = self.conn.execute(sa.text(f"SELECT {self.column} FROM {self.table} WHERE id = :id"),
+                                         {"id": self.existing}).one()[0]
+                self.null_reads += read is None
+                self.conn.execute(sa.text(f"UPDATE {self.table} SET {self.column} = {self.column} WHERE id = :id"),
+                                  {"id": self.existing})
+                self.done += 1
         except DBAPIError as exc:
             self.failed += 1
             self.errors.append(short_error(exc).splitlines()[0])
@@ -68,8 +82,10 @@ class Rollout:
 
     def __init__(self, table: str = f"{SCRATCH}people"):
         self.table = table
-        self.apps = {"old": App("old app", "name", table), "new": App("new app", "full_name", table)}
         self.observer = database.engine().connect().execution_options(isolation_level="AUTOCOMMIT")
+        first = self.observer.scalar(sa.text(f"SELECT min(id) FROM {table}"))  # a user from before
+        self.apps = {"old": App("old app", "name", table, existing=first),
+                     "new": App("new app", "full_name", table, existing=first)}
 
     def step(self, label: str, *statements: str, live: tuple[str, ...] = ("old",), commit: bool = True) -> None:
         """Run ``statements`` in one transaction while the ``live`` apps write before, during and after it.
@@ -104,7 +120,8 @@ class Rollout:
         for app in apps:
             done, failed, held = (x - y for x, y in zip((app.done, app.failed, app.held_up), before[app.name],
                                                          strict=True))
-            note = f", {held} held up until the COMMIT" if held else ""
+            kinds = ", ".join(f"{w} ({WAIT_KIND.get(w, 'a lock')})" for w in app.waits[len(app.waits) - held:])
+            note = f", {held} held up until the COMMIT, waiting for {kinds}" if held else ""
             print(f"  {app.name}: {done} writes done, {failed} failed{note}"
                   + (f"  ({app.errors[-1]})" if failed else ""))
 
@@ -116,8 +133,10 @@ class Rollout:
         deadline = time.monotonic() + 30
         for app, t in zip(apps, threads, strict=True):
             while t.is_alive():
-                if self.observer.scalar(sa.text(WAITING_SQL), {"pid": app.pid}):
+                waiting = self.observer.scalar(sa.text(WAITING_SQL), {"pid": app.pid})
+                if waiting:
                     app.held_up += 1
+                    app.waits.append(waiting)
                     break
                 if time.monotonic() > deadline:
                     raise LabError(f"{app.name} neither finished nor waited for a lock in 30 s.",
@@ -126,13 +145,14 @@ class Rollout:
         return threads
 
     def tally(self) -> pd.DataFrame:
-        """Return each app's writes: done, failed, held up by a lock; and how many of its rows kept its last value."""
+        """Return each app's writes (done, failed, held up by a lock), the existing names it read as NULL,
+        and how many of the users it wrote kept its last value."""
         rows = []
         for app in self.apps.values():
             found = dict(self.observer.execute(sa.text(f"SELECT id, full_name FROM {self.table}")).all())
             kept = sum(found.get(i) == v for i, v in app.wrote.items())
             rows.append({"app": app.name, "writes": app.done, "failed": app.failed, "held up": app.held_up,
-                         "users written": len(app.wrote), "found in full_name": kept})
+                         "read NULL": app.null_reads, "users written": len(app.wrote), "found in full_name": kept})
         return pd.DataFrame(rows).set_index("app")
 
     def close(self) -> None:
