@@ -22,9 +22,12 @@ REPO = DOCS.parent
 sys.path.insert(0, str(DOCS / "_ext"))
 
 import catalogue_page
+from IPython.lib.lexers import IPython3Lexer
 from pygments.lexer import inherit
+from pygments.lexers import TextLexer, get_lexer_for_filename
 from pygments.lexers.sql import PostgresLexer
 from pygments.token import Keyword
+from pygments.util import ClassNotFound
 
 import site_notebooks
 
@@ -110,6 +113,29 @@ class PsqlScriptLexer(PostgresLexer):
     tokens: ClassVar[dict] = {"root": [(r"\\[a-zA-Z]+", Keyword.Pseudo), inherit]}
 
 
+class NotebookCellLexer(IPython3Lexer):
+    """IPython 3, except that a ``%%writefile`` cell is lexed as the file it writes.
+
+    Notebook 9 writes a GitHub workflow that way: YAML with ``${{ }}``, which the IPython lexer
+    fails on with a warning, and ``-W`` turns a warning into a failed build.
+    """
+
+    name, aliases = "IPython 3 notebook cell", ["ipython3"]
+
+    def get_tokens_unprocessed(self, text):
+        first, newline, body = text.partition("\n")
+        if not first.startswith("%%writefile"):
+            yield from super().get_tokens_unprocessed(text)
+            return
+        yield 0, Keyword, first + newline
+        try:
+            inner = get_lexer_for_filename(first.split()[-1])
+        except ClassNotFound:
+            inner = TextLexer()
+        for index, token, value in inner.get_tokens_unprocessed(body):
+            yield index + len(first) + len(newline), token, value
+
+
 def add_launch_bar(app, pagename, templatename, context, doctree):
     """Put the notebook's launch links (the theme's own, from the rocket menu) in view above it."""
     groups = [b for b in context.get("header_buttons", []) if b.get("label") == "launch-buttons"]
@@ -145,4 +171,5 @@ def prepare_sources(app, config):
 def setup(app):
     app.connect("config-inited", prepare_sources)
     app.add_lexer("sql", PsqlScriptLexer)
+    app.add_lexer("ipython3", NotebookCellLexer)
     app.connect("html-page-context", add_launch_bar, priority=510)  # after the theme builds its links

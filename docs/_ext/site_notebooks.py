@@ -78,7 +78,7 @@ def _fold_solution(cell: dict) -> None:
     cell.source = (
         '<div class="cell tag_solution docutils container"><details class="hide"><summary>Solution</summary>\n'
         '<div class="cell_input docutils container">\n\n'
-        f"```python\n{found['code']}\n```\n\n</div>\n\n"
+        f"```ipython3\n{found['code']}\n```\n\n</div>\n\n"  # IPython: a solution may hold !alembic
         + (f"{why}\n\n" if why else "")
         + "</details></div>\n")
 
