@@ -4,7 +4,8 @@ Inside the block:
 
 - **One writer at a time.** It waits (up to ``sessions.WRITER_WAIT``) for any other reset or
   migration of the same database, through the lab's advisory lock. For ``env.py`` on a
-  connection of its own the lock is session-level (``pg_advisory_lock``), held across every
+  connection of its own the lock is session-level (``pg_try_advisory_lock`` in a loop, committing
+  between tries, so a waiter holds no snapshot, as the project template waits), held across every
   revision of the run and released at the end, because ``env.py`` commits each revision on its
   own (``transaction_per_migration=True``). With ``one_transaction=True`` (``goto``), or inside a
   caller's transaction (a rehearsal), it is the transaction-level lock.
@@ -21,6 +22,7 @@ Inside the block:
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 
 import sqlalchemy as sa
@@ -51,13 +53,10 @@ def migrating(connection: sa.Connection, *, check_drift: bool = True, watch: boo
             return
         with connection.begin():
             previous = connection.scalar(sa.text("SELECT current_setting('lock_timeout')"))
-            _set(connection, sessions.WRITER_WAIT)
         try:
-            connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": sessions.WRITER_LOCK})
+            _wait_for_writers(connection)
         except sa.exc.DBAPIError as exc:
             connection.rollback()
-            with connection.begin():
-                _set(connection, previous)
             raise migration_problem(exc, connection.engine.url) or exc from None
         try:
             _set(connection, timeout)
@@ -90,6 +89,23 @@ def _one_transaction(connection: sa.Connection, check_drift: bool, watch: bool) 
         sessions.watch(connection.engine, found)
     elif owned:
         sessions.remember(connection.engine, found)
+
+
+def _wait_for_writers(conn: sa.Connection) -> None:
+    """Take the writers' session-level lock, waiting up to WRITER_WAIT with no transaction open.
+
+    pg_try_advisory_lock in a loop, committing between tries, as the project template waits: a
+    waiter holds no snapshot, so it cannot deadlock another session's CREATE INDEX CONCURRENTLY
+    (a session blocked in pg_advisory_lock holds one, and the index build waits for it).
+    """
+    deadline = time.monotonic() + int(sessions.WRITER_WAIT.rstrip("s"))
+    while not conn.scalar(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": sessions.WRITER_LOCK}):
+        conn.commit()  # no transaction, no snapshot, while waiting
+        if time.monotonic() > deadline:
+            raise LabError(f"Another session has been resetting or migrating this database for over\n"
+                           f"{sessions.WRITER_WAIT}. Let it finish (or restart that kernel), then run this again.")
+        time.sleep(0.05)
+    conn.commit()
 
 
 def _set(conn: sa.Connection, value: str) -> None:

@@ -50,7 +50,14 @@ def refuse_data_loss(what: str, holds_data: str) -> None:
     ``alembic -x allow_data_loss=true downgrade ...`` or ``cfg.attributes["allow_data_loss"] = True``.
     """
     confirmed = context.get_x_argument(as_dictionary=True).get("allow_data_loss", "").lower() == "true"
-    if context.is_offline_mode() or confirmed or context.config.attributes.get("allow_data_loss"):
+    if confirmed or context.config.attributes.get("allow_data_loss"):
+        return
+    op.execute("LOCK TABLE users IN SHARE MODE")  # reads go on; no row is written between count and drop
+    if context.is_offline_mode():  # --sql: the script checks where it is run, and stops there
+        said = what.replace("'", "''")  # inside a SQL string literal
+        op.execute(f"DO $$ BEGIN IF EXISTS (SELECT FROM users WHERE {holds_data}) THEN RAISE EXCEPTION "
+                   f"'Refusing to drop {said}, rows hold data there. Confirm with -x allow_data_loss=true'; "
+                   "END IF; END $$")
         return
     rows = op.get_bind().scalar(sa.text(f"SELECT count(*) FROM users WHERE {holds_data}"))
     if rows:
