@@ -357,3 +357,23 @@ def test_the_labs_env_py_is_the_template_plus_marked_lines():
     missing = [line for line in unmarked if not any(line == t for t in rest)]
     assert not missing, missing
     assert len(unmarked) > len(lab) * 0.7  # mostly the template
+
+
+def test_a_migration_lock_not_ours_to_release_stops_the_run(project):
+    """Behind a transaction-pooling PgBouncer the unlock lands in another session and returns false.
+
+    Here a revision releases the lock itself in env.py's session (pg_advisory_unlock_all), so the
+    unlock at the end finds nothing to release: the run stops and says to migrate directly.
+    """
+    project.add_revision("0004", "0003", "releases the lock", '''
+def upgrade():
+    op.execute("SELECT pg_advisory_unlock_all()")
+
+
+def downgrade():
+    pass
+''')
+    code, out = project.run("alembic upgrade head")
+    assert code == 255, out
+    assert "The migration lock was not ours to release" in out, out[-2000:]
+    assert "Migrate over a direct connection" in out, out[-2000:]
