@@ -7,7 +7,7 @@ out: the lab's ``migrating()`` does their work, for the lab's one writers' lock.
 from logging.config import fileConfig
 
 from alembic import context
-from pgvector.sqlalchemy import HALFVEC, SPARSEVEC, Vector  # before reflection: autogenerate knows vector
+from pgvector.sqlalchemy import BIT, HALFVEC, SPARSEVEC, Vector  # before reflection: autogenerate knows vector
 
 from labkit import autogen, database  # [lab]
 from labkit.migration import migrating  # [lab]
@@ -37,11 +37,11 @@ def include_name(name, type_, parent_names) -> bool:
 
 
 def render_item(type_, obj, autogen_context):
-    """Write pgvector's column types as Vector(n) etc., with their import, into a new revision."""
-    if type_ == "type" and isinstance(obj, (Vector, HALFVEC, SPARSEVEC)):
+    """Write pgvector's column types as VECTOR(n), BIT(n) etc., with their import, into a new revision."""
+    if type_ == "type" and isinstance(obj, (Vector, HALFVEC, SPARSEVEC, BIT)):
         name = type(obj).__name__
         autogen_context.imports.add(f"from pgvector.sqlalchemy import {name}")
-        return f"{name}({obj.dim})"
+        return f"{name}({obj.length if isinstance(obj, BIT) else obj.dim})"
     return False  # anything else: Alembic's own rendering
 
 

@@ -244,6 +244,17 @@ def test_pytest_alembic_passes_on_the_test_database_and_leaves_the_working_one_a
     code, out = project.run("pytest -q", MY_PROJECT_TEST_DATABASE_URL=None)
     assert code == 2, out
     assert "MY_PROJECT_TEST_DATABASE_URL is not set" in out, out
+    # the working variable unset in pytest's shell: the guard cannot compare, so it refuses
+    code, out = project.run("pytest -q", MY_PROJECT_DATABASE_URL=None)
+    assert code == 2, out
+    assert "MY_PROJECT_DATABASE_URL (alembic.ini's url_variable) is not set" in out, out
+    # the learner renames the variable in alembic.ini: the guard reads the new name
+    ini = project.folder / "alembic.ini"
+    ini.write_text(ini.read_text().replace("url_variable = MY_PROJECT_DATABASE_URL", "url_variable = DATABASE_URL"))
+    code, out = project.run("pytest -q", DATABASE_URL=project.url("my_project"),
+                            MY_PROJECT_TEST_DATABASE_URL=project.url("my_project", host="localhost"))
+    assert code == 2, out
+    assert "names the database of DATABASE_URL" in out, out
     assert project.query(FINGERPRINT.text) == before
     assert project.query("SELECT version_num FROM alembic_version") == [("0003",)]
 
@@ -271,6 +282,13 @@ def test_sql_mode_needs_no_url(project):
     assert "CREATE TABLE users" in out
     assert "CREATE INDEX CONCURRENTLY ix_users_name ON users (name)" in out
     assert out.count("COMMIT;") >= 3, out  # one transaction per revision
+    # each transaction starts with alembic.ini's timeouts, as online (0003's COMMIT/BEGIN around the index too)
+    assert out.count("BEGIN;") == out.count("SET LOCAL lock_timeout = '5s';") >= 3, out
+    assert out.count("BEGIN;") == out.count("SET LOCAL statement_timeout = '1min';"), out
+    statements = [line for line in out.splitlines() if line.strip() and not line.startswith("--")]
+    for i, line in enumerate(statements):
+        if line == "BEGIN;":
+            assert statements[i + 1].startswith("SET LOCAL lock_timeout"), statements[i:i + 3]
 
 
 def test_two_upgrades_at_once_run_one_after_the_other(project):
@@ -297,7 +315,8 @@ def test_a_revision_that_fails_half_way_says_which_revisions_were_committed(proj
     assert code != 0, out
     assert "DivisionByZero" in out, out
     assert out.rstrip().endswith("Each revision commits on its own: the database is now at 0003 "
-                                 "(this run started at base)."), out[-2000:]
+                                 "(this run started at base). If the failing revision has an "
+                                 "autocommit_block(), what it ran before and in the block is committed."), out[-2000:]
     assert project.query("SELECT version_num FROM alembic_version") == [("0003",)]
     assert project.query("SELECT count(*) FROM information_schema.columns WHERE column_name = 'email'") == [(0,)]
     assert project.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
@@ -338,3 +357,23 @@ def test_the_labs_env_py_is_the_template_plus_marked_lines():
     missing = [line for line in unmarked if not any(line == t for t in rest)]
     assert not missing, missing
     assert len(unmarked) > len(lab) * 0.7  # mostly the template
+
+
+def test_a_migration_lock_not_ours_to_release_stops_the_run(project):
+    """Behind a transaction-pooling PgBouncer the unlock lands in another session and returns false.
+
+    Here a revision releases the lock itself in env.py's session (pg_advisory_unlock_all), so the
+    unlock at the end finds nothing to release: the run stops and says to migrate directly.
+    """
+    project.add_revision("0004", "0003", "releases the lock", '''
+def upgrade():
+    op.execute("SELECT pg_advisory_unlock_all()")
+
+
+def downgrade():
+    pass
+''')
+    code, out = project.run("alembic upgrade head")
+    assert code == 255, out
+    assert "The migration lock was not ours to release" in out, out[-2000:]
+    assert "Migrate over a direct connection" in out, out[-2000:]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -43,3 +45,42 @@ def project_database_url(schema: str = "my_project") -> str:
 def project_template() -> Path:
     """Return the folder a learner copies to start a project: the repository's ``project-template/``."""
     return REPO / "project-template"
+
+
+# Revision 0002 as the lab writes it, for a learner who goes on without Exercise 2: the whole file.
+LAB_0002 = '''"""rename name to full_name (written by the lab: notebook 5 goes on from here)"""
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.alter_column("users", "name", new_column_name="full_name")
+
+
+def downgrade():
+    op.alter_column("users", "full_name", new_column_name="name")
+'''
+
+
+def go_on_at_0002(revision_file: Path) -> str:
+    """Leave the learner's project at 0002 with users.full_name: their own revision if it did that, else the lab's.
+
+    Returns one line saying which. A failed ``alembic upgrade`` is shown whole, not hidden.
+    """
+    engine = sa.create_engine(os.environ["MY_PROJECT_DATABASE_URL"])
+    try:
+        columns = [c["name"] for c in sa.inspect(engine).get_columns("users")]
+    finally:
+        engine.dispose()
+    if "full_name" in columns:
+        return "Your revision 0002 is applied: the notebook goes on from it."
+    revision_file.write_text(LAB_0002)
+    done = subprocess.run(["alembic", "upgrade", "head"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise LabError(f"alembic upgrade head failed with the lab's revision 0002:\n{done.stdout}{done.stderr}",
+                       "Run the notebook again from section 2 (it starts the project over).")
+    return "The lab wrote its own revision 0002 in place of yours and applied it: the notebook goes on from it."

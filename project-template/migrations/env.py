@@ -5,11 +5,15 @@ What it adds to Alembic's template (the project's README.md explains each):
 - the URL from the environment (MY_PROJECT_DATABASE_URL), never from alembic.ini, with a hosting
   dashboard's ``postgres://`` rewritten for psycopg2;
 - an Engine, a Connection, or nothing handed in through ``config.attributes["connection"]``
-  (pytest-alembic hands an Engine; Alembic's cookbook hands a Connection);
+  (pytest-alembic hands an Engine; Alembic's cookbook hands a Connection: hand one from
+  ``engine.connect()``, since in a transaction you began ``autocommit_block()`` fails and the
+  timeouts last until your transaction ends);
 - one commit per revision (``transaction_per_migration=True``), with ``lock_timeout`` and
-  ``statement_timeout`` set in each revision's transaction (``SET LOCAL``);
+  ``statement_timeout`` set in each revision's transaction (``SET LOCAL``), in ``--sql`` output too;
 - one migration at a time per database: a session-level advisory lock, held across the whole
-  run and released at the end, waited for without holding a snapshot;
+  run and released at the end, waited for without holding a snapshot (every online command
+  takes it, ``alembic current`` included; over a direct connection, not a transaction-pooling
+  PgBouncer, which hands each transaction another server session);
 - autogenerate settings: ``include_name``, ``compare_server_default``, pgvector's types.
 """
 import contextlib
@@ -20,7 +24,7 @@ from logging.config import fileConfig
 
 from alembic import context
 from alembic.util import CommandError
-from pgvector.sqlalchemy import HALFVEC, SPARSEVEC, Vector  # before reflection: autogenerate knows vector
+from pgvector.sqlalchemy import BIT, HALFVEC, SPARSEVEC, Vector  # before reflection: autogenerate knows vector
 from sqlalchemy import Connection, create_engine, event, pool, text
 
 from models import Base
@@ -63,11 +67,11 @@ def include_name(name, type_, parent_names) -> bool:
 
 
 def render_item(type_, obj, autogen_context):
-    """Write pgvector's column types as Vector(n) etc., with their import, into a new revision."""
-    if type_ == "type" and isinstance(obj, (Vector, HALFVEC, SPARSEVEC)):
+    """Write pgvector's column types as VECTOR(n), BIT(n) etc., with their import, into a new revision."""
+    if type_ == "type" and isinstance(obj, (Vector, HALFVEC, SPARSEVEC, BIT)):
         name = type(obj).__name__
         autogen_context.imports.add(f"from pgvector.sqlalchemy import {name}")
-        return f"{name}({obj.dim})"
+        return f"{name}({obj.length if isinstance(obj, BIT) else obj.dim})"
     return False  # anything else: Alembic's own rendering
 
 
@@ -111,8 +115,11 @@ def migration_lock(connection: Connection):
         yield
     finally:
         connection.rollback()  # a failed revision leaves its transaction aborted
-        connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
+        unlocked = connection.scalar(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
         connection.commit()
+        if not unlocked:  # another server session: a transaction-pooling PgBouncer between us
+            raise CommandError("The migration lock was not ours to release: is the URL a pooler's "
+                               "(PgBouncer in transaction mode)? Migrate over a direct connection.")
 
 
 @contextlib.contextmanager
@@ -121,7 +128,8 @@ def revision_timeouts(connection: Connection):
 
     With transaction_per_migration=True each revision runs in a transaction of its own, so both
     hold in every revision and end with it; a revision's own SET LOCAL wins for that revision.
-    An autocommit_block() runs with the server's settings.
+    An autocommit_block() runs with the server's settings: SET LOCAL does nothing there (no
+    transaction); a revision sets ``SET statement_timeout`` in it, and RESETs it after.
     """
     settings = {name: value for name, value in TIMEOUTS.items() if value}
 
@@ -159,6 +167,8 @@ def saying_where_it_stopped(connection: Connection):
         else:
             note = (f"Each revision commits on its own: the database is now at {where} "
                     f"(this run started at {', '.join(started) or 'base'}).")
+        note += (" If the failing revision has an autocommit_block(), what it ran before and in"
+                 " the block is committed.")
         if isinstance(exc, CommandError):  # the command line prints only its message
             if now == started:  # a refusal before any change (a guard, alembic check): it says so
                 raise
@@ -184,6 +194,18 @@ def run_migrations_offline() -> None:
         dialect_opts={"paramstyle": "named"},
         transaction_per_migration=True,
     )
+
+    # the same timeouts as online, in each revision's transaction of the printed SQL (after each BEGIN)
+    impl = context.get_context().impl
+    emit_begin = impl.emit_begin
+
+    def begin_with_timeouts() -> None:
+        emit_begin()
+        for name, value in TIMEOUTS.items():
+            if value:
+                impl.static_output(f"SET LOCAL {name} = '{value}';")
+
+    impl.emit_begin = begin_with_timeouts
 
     with context.begin_transaction():
         context.run_migrations()
