@@ -21,6 +21,9 @@ from . import settings
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 REFERENCE_VERSIONS = REPO / "migrations" / "versions"
+# What the notebooks reach as ../NAME: a copy of the lab (the hub's, the browser tests', a student
+# copy's folder) lays these beside its notebooks/ folder.
+BESIDE_NOTEBOOKS = ("lab_helpers.py", "labkit", "migrations", "alembic.ini", "project-template")
 
 
 def notebooks(folder: Path = NOTEBOOKS) -> list[Path]:

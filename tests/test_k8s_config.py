@@ -10,6 +10,7 @@ No cluster runs here, so two things are checked that can be checked honestly:
 
 import json
 import os
+import re
 import types
 from pathlib import Path
 from urllib.parse import quote
@@ -21,6 +22,7 @@ import yaml
 from sqlalchemy.exc import DBAPIError
 from traitlets.config import Config
 
+from labkit import paths
 from labkit.classroom import kube
 from labkit.errors import LabError
 
@@ -120,3 +122,11 @@ def test_the_hook_refuses_a_name_with_no_database_with_the_labs_message(room, mo
         kube.pre_spawn_hook(spawner)
     assert "classroom setup --users mallory" in caught.value.jupyterhub_message
     assert spawner.environment == {}
+
+
+def test_a_learners_pod_links_what_the_notebooks_reach_beside_them():
+    """The postStart hook lays ~/database-evolution as the local hub does: the same files beside notebooks/."""
+    hook = " ".join(load("config.yaml")["singleuser"]["lifecycleHooks"]["postStart"]["exec"]["command"])
+    linked = re.search(r"for f in ([^;]+); do", hook)
+    assert linked, hook
+    assert tuple(linked.group(1).split()) == paths.BESIDE_NOTEBOOKS

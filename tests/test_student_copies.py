@@ -25,6 +25,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from labkit import paths
 from labkit.authoring import exercises
 
 from support.helpers import REPO
@@ -59,11 +60,18 @@ def shown(cell) -> str:
 
 @pytest.fixture(scope="module")
 def copies(tmp_path_factory):
-    """The copies an instructor hands out, written by the real command line."""
-    dest = tmp_path_factory.mktemp("handout") / "student-notebooks"
+    """The copies an instructor hands out, written by the real command line.
+
+    The guide writes them beside notebooks/ (``student-copies student-notebooks`` at the top of
+    the repository), where the notebooks find ../alembic.ini and the rest: lay the same here.
+    """
+    handout = tmp_path_factory.mktemp("handout")
+    dest = handout / "student-notebooks"
     done = subprocess.run([sys.executable, "-m", "lab_helpers", "student-copies", str(dest)],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+    for name in paths.BESIDE_NOTEBOOKS:
+        (handout / name).symlink_to(REPO / name)
     return dest
 
 

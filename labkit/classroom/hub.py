@@ -16,10 +16,10 @@ import nbformat
 from .. import settings
 from ..authoring import exercises
 from ..errors import LabError
-from ..paths import closed_on_the_way, closed_to_others, interpreter_places, notebooks
+from ..paths import BESIDE_NOTEBOOKS, closed_on_the_way, closed_to_others, interpreter_places, notebooks
 from . import homes, learners, preflight
 
-LAB_FILES = ["lab_helpers.py", "labkit", "migrations", "alembic.ini", "notebooks"]
+LAB_FILES = [*BESIDE_NOTEBOOKS, "notebooks"]
 HOME_FOLDER = "database-evolution"
 
 

@@ -85,7 +85,7 @@ def _copy_notebooks(dest: Path) -> None:
                                      "language": "python"}
         nbformat.write(nb, dest / source.name)
     # Keep paths relative to notebooks/ (../migrations, ../alembic.ini) working from the copy.
-    for name in ("migrations", "alembic.ini", "lab_helpers.py", "labkit"):
+    for name in paths.BESIDE_NOTEBOOKS:
         if (REPO / name).exists():
             (dest.parent / name).symlink_to(REPO / name)
 
