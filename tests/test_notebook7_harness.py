@@ -204,3 +204,45 @@ def test_the_ordered_recipe_rejects_no_write(engine):
     with engine.connect() as conn:
         assert conn.scalar(sa.text("SELECT attnotnull FROM pg_attribute "
                                    "WHERE attrelid = 'accounts'::regclass AND attname = 'level'"))
+
+
+def notebook_revisions() -> dict[str, str]:
+    """The last version of each revision file notebook 7 writes with %%writefile."""
+    import json
+    from pathlib import Path
+
+    cells = json.loads((Path(__file__).parents[1] / "notebooks" / "07_big_tables_without_downtime.ipynb")
+                       .read_text())["cells"]
+    found = {}
+    for cell in cells:
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "code" and text.startswith("%%writefile migrations/versions/"):
+            name, _, body = text.partition("\n")
+            found[name.split("/")[-1]] = body
+    return found
+
+
+def test_no_revision_of_the_notebook_imports_a_driver():
+    """Alembic imports every revision for any command: a driver import ties them all to that driver."""
+    revisions = notebook_revisions()
+    assert "0009_rename_score.py" in revisions
+    for name, body in revisions.items():
+        imports = [line for line in body.splitlines() if line.startswith(("import ", "from "))]
+        assert not [line for line in imports if "psycopg" in line], name
+    assert '"55P03"' in revisions["0009_rename_score.py"]
+    assert "is_offline_mode()" in revisions["0009_rename_score.py"]
+
+
+def test_a_lock_timeout_carries_the_sqlstate_the_retry_tests(engine):
+    """The retry revision retries on exc.orig.pgcode (psycopg2) or .sqlstate (psycopg 3) == 55P03."""
+    holder, waiter = engine.connect(), engine.connect()
+    try:
+        holder.execute(sa.text("SELECT count(*) FROM accounts"))  # a report, left open
+        waiter.execute(sa.text("SET lock_timeout = '50ms'"))
+        with pytest.raises(sa.exc.OperationalError) as caught:
+            waiter.execute(sa.text("ALTER TABLE accounts RENAME COLUMN score TO points"))
+        orig = caught.value.orig
+        assert (getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)) == "55P03"
+    finally:
+        waiter.rollback(), holder.rollback()
+        waiter.close(), holder.close()
