@@ -1,4 +1,4 @@
-"""Autogenerate hooks: render pgvector types with their import, and flag likely renames."""
+"""Autogenerate hooks: flag likely renames (pgvector's types are rendered by env.py's render_item)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import sys
 
 from alembic.autogenerate import renderers
 from alembic.operations import ops
-from pgvector.sqlalchemy import HALFVEC, SPARSEVEC, Vector
 from sqlalchemy.dialects import postgresql
 
 RENAME_ADVICE = "op.alter_column(table, old_name, new_column_name=new_name)"
@@ -18,15 +17,6 @@ HINT_BLOCK = re.compile(r"^ *# RENAME\? .*\n(?: *#   .*\n)* *# If it is a rename
 def strip_rename_hint(script: str) -> str:
     """Return a generated script without the RENAME? comment (once the pair has been edited)."""
     return HINT_BLOCK.sub("", script)
-
-
-def render_item(type_, obj, autogen_context):
-    """Render pgvector column types as ``Vector(n)`` and add their import to the script."""
-    if type_ == "type" and isinstance(obj, (Vector, HALFVEC, SPARSEVEC)):
-        name = type(obj).__name__
-        autogen_context.imports.add(f"from pgvector.sqlalchemy import {name}")
-        return f"{name}({obj.dim})"
-    return False
 
 
 class RenameHint(ops.MigrateOperation):
