@@ -28,7 +28,11 @@ LOCKS_SQL = """SELECT string_agg(mode, ', ' ORDER BY mode) FROM pg_locks
                WHERE pid = :pid AND granted AND locktype = 'relation' AND relation = to_regclass(:table)"""
 # What a held-up write waits for: 'relation' (a table lock), 'transactionid' or 'tuple' (a row
 # another transaction changed and has not committed yet).
-WAITING_SQL = "SELECT wait_event FROM pg_stat_activity WHERE pid = :pid AND wait_event_type = 'Lock'"
+# An app held up by the migration (directly, or behind the other app that waits for it); a wait on
+# the other app alone is over in microseconds and counts for nothing.
+WAITING_SQL = """SELECT wait_event FROM pg_stat_activity WHERE pid = :pid AND wait_event_type = 'Lock'
+  AND (:mig = ANY(pg_blocking_pids(:pid))
+       OR EXISTS (SELECT FROM unnest(pg_blocking_pids(:pid)) b WHERE :mig = ANY(pg_blocking_pids(b))))"""
 WAIT_KIND = {"relation": "a table lock", "transactionid": "a row lock", "tuple": "a row lock"}
 
 
@@ -109,7 +113,7 @@ class Rollout:
                     locks = self.observer.scalar(sa.text(LOCKS_SQL), {"pid": pid, "table": self.table})
                     print(f"  {_short(sql)}  ({ms:.1f} ms)\n"
                           f"      now holds, until COMMIT: {locks or 'no lock on the table'}")
-                threads = self._write_during(apps)
+                threads = self._write_during(apps, pid)
                 if not commit:
                     trans.rollback()
                     print("  ROLLBACK: this step is undone")
@@ -125,15 +129,15 @@ class Rollout:
             print(f"  {app.name}: {done} writes done, {failed} failed{note}"
                   + (f"  ({app.errors[-1]})" if failed else ""))
 
-    def _write_during(self, apps: list[App]) -> list[threading.Thread]:
-        """Start one write per app while the migration's transaction is open; return once each is done or waits."""
+    def _write_during(self, apps: list[App], migration: int) -> list[threading.Thread]:
+        """Start one write per app in the open migration transaction; return when each is done or held up by it."""
         threads = [threading.Thread(target=a.write) for a in apps]
         for t in threads:
             t.start()
         deadline = time.monotonic() + 30
         for app, t in zip(apps, threads, strict=True):
             while t.is_alive():
-                waiting = self.observer.scalar(sa.text(WAITING_SQL), {"pid": app.pid})
+                waiting = self.observer.scalar(sa.text(WAITING_SQL), {"pid": app.pid, "mig": migration})
                 if waiting:
                     app.held_up += 1
                     app.waits.append(waiting)
