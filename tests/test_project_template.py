@@ -236,6 +236,21 @@ def test_pytest_alembic_passes_on_the_test_database_and_leaves_the_working_one_a
     assert code == 0, out
     assert "4 passed" in out, out
     assert project.query(FINGERPRINT.text) == before
+    # a crashed run's leftovers (tables, no alembic_version): each test starts from an empty database
+    engine = sa.create_engine(project.url("my_project_test"))
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE alembic_version"))
+    engine.dispose()
+    code, out = project.run("pytest -q -p no:randomly")
+    assert code == 0, out
+    assert "4 passed" in out, out
+
+    # the working database unreachable: refused with what libpq said, no traceback
+    code, out = project.run("pytest -q", MY_PROJECT_DATABASE_URL=project.url("no_such_database"))
+    assert code == 2, out
+    assert "Cannot reach the database of MY_PROJECT_DATABASE_URL" in out, out
+    assert "no_such_database" in out, out
+    assert "Traceback" not in out, out
 
     # the working database under another spelling of its URL: refused before any test runs
     code, out = project.run("pytest -q", MY_PROJECT_TEST_DATABASE_URL=project.url("my_project", host="localhost"))
