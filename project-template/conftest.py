@@ -59,9 +59,15 @@ def test_database_url() -> str:
 
 @pytest.fixture
 def alembic_engine(test_database_url):
-    """The test database, emptied of its tables (alembic_version too): each test starts from nothing."""
+    """The test database, emptied of its views and tables (alembic_version too): each test starts from nothing."""
     engine = sa.create_engine(test_database_url)
     with engine.begin() as conn:
+        inspector = sa.inspect(conn)
+        quote = conn.dialect.identifier_preparer.quote
+        for view in inspector.get_view_names():  # a view on a table would stop the table's DROP
+            conn.execute(sa.text(f"DROP VIEW IF EXISTS {quote(view)} CASCADE"))
+        for view in inspector.get_materialized_view_names():
+            conn.execute(sa.text(f"DROP MATERIALIZED VIEW IF EXISTS {quote(view)} CASCADE"))
         tables = sa.MetaData()
         tables.reflect(conn)  # its schema's tables, what a crashed run left too
         tables.drop_all(conn, [t for t in tables.sorted_tables if t.schema is None and t.name not in KEEP])

@@ -236,10 +236,12 @@ def test_pytest_alembic_passes_on_the_test_database_and_leaves_the_working_one_a
     assert code == 0, out
     assert "4 passed" in out, out
     assert project.query(FINGERPRINT.text) == before
-    # a crashed run's leftovers (tables, no alembic_version): each test starts from an empty database
+    # a crashed run's leftovers (tables, a view on one, no alembic_version): each test starts from an
+    # empty database
     engine = sa.create_engine(project.url("my_project_test"))
     with engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE alembic_version"))
+        conn.execute(sa.text("CREATE VIEW user_names AS SELECT name FROM users"))
     engine.dispose()
     code, out = project.run("pytest -q -p no:randomly")
     assert code == 0, out
