@@ -48,6 +48,8 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help=f"comma-separated sections to run (default: all of {','.join(SECTIONS)})")
     parser.add_argument("--plot", type=Path, help="where to save the migration-cost PNG")
+    parser.add_argument("--notebooks", default="",
+                        help="the series section on these notebooks only, by number (e.g. 08,09); default: all")
     args = parser.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(only) - set(SECTIONS)
@@ -65,7 +67,7 @@ def main(argv=None) -> int:
         res["startup"] = startup.run(args.quick)
         tables.append(startup.table(res["startup"]))
     if "series" in only:
-        res["series"] = series.run(args.quick)
+        res["series"] = series.run(args.quick, [n.strip() for n in args.notebooks.split(",") if n.strip()])
         tables.append(series.table(res["series"]))
     if "migrations" in only or "vectors" in only:
         with common.BenchDatabase() as db:

@@ -42,8 +42,10 @@ print(json.dumps({"timings": T, "profile_goto4": s.getvalue()}))
 """
 
 
-def notebooks() -> list[str]:
-    return sorted(str(p.relative_to(REPO)) for p in (REPO / "notebooks").glob("0*.ipynb"))
+def notebooks(numbers: list[str] | None = None) -> list[str]:
+    """The numbered notebooks, or those whose names start with one of ``numbers`` ("08", "09")."""
+    return sorted(str(p.relative_to(REPO)) for p in (REPO / "notebooks").glob("0*.ipynb")
+                  if not numbers or p.name.startswith(tuple(f"{n}_" for n in numbers)))
 
 
 def nbval(env: dict, files: list[str], junit: str) -> dict:
@@ -103,8 +105,8 @@ def imports(reps: int) -> dict:
     return {"seconds": median([_import_seconds(IMPORTS) for _ in range(reps)]), "alone": alone}
 
 
-def run(quick: bool) -> dict:
-    files = notebooks()
+def run(quick: bool, numbers: list[str] | None = None) -> dict:
+    files = notebooks(numbers)
     out = {"notebooks": files, "kernel_start": kernel_start(3 if quick else 5),
            "imports": imports(3 if quick else 5)}
     root = fresh_dir("nb")
