@@ -41,7 +41,7 @@ def require_vector() -> None:
         version = row.installed_version or row.default_version
         if tuple(int(part) for part in version.split(".")[:2]) < (0, 7):
             raise LabError(f"This server's pgvector is {version}; section 5 uses halfvec, new in pgvector 0.7.",
-                           "Update pgvector on the server (ALTER EXTENSION vector UPDATE), or use the lab's own server.")
+                           "Update pgvector on the server (ALTER EXTENSION vector UPDATE), or use the lab's server.")
         conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS vector"))
 
 
