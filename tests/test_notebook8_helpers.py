@@ -83,9 +83,9 @@ def _run(app: evolving.App, seconds: float = 0.3) -> None:
 
 
 def test_the_app_counts_no_failure_when_the_schema_fits_each_version(url):
-    """Versions 1, 2 and 3 each read and write without error on a table with both columns."""
+    """Versions 1 to 4 each read and write without error on a table with both columns."""
     _documents(url, with_768=True)
-    for version in (1, 2, 3):
+    for version in (1, 2, 3, 4):
         app = evolving.App(url, version=version, pause=0.005)
         _run(app)
         assert app.reads > 0
@@ -111,3 +111,20 @@ def test_require_vector_refuses_in_two_lines_without_pgvector(novector_server, m
         evolving.require_vector()
     assert "no pgvector" in caught.value.what
     assert len(caught.value._render_traceback_()) == 2
+
+
+def test_version_3_still_writes_the_old_column_and_version_4_does_not(url):
+    """v3 reads the new column and writes both (a v2 replica still finds its rows); v4 writes only the new one."""
+    _documents(url, with_768=True)
+    eng = sa.create_engine(url)
+    for version, old_written in ((3, True), (4, False)):
+        with eng.begin() as conn:
+            conn.execute(sa.text("DELETE FROM documents"))
+        _run(evolving.App(url, version=version, pause=0.005))
+        with eng.connect() as conn:
+            total, old, new = conn.execute(sa.text(
+                "SELECT count(*), count(embedding), count(embedding_768) FROM documents")).one()
+        assert total > 0
+        assert new == total
+        assert (old == total) is old_written
+    eng.dispose()

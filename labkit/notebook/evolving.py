@@ -34,20 +34,27 @@ def require_vector() -> None:
     """Install pgvector in the lab database's ``public`` schema, or raise a short LabError where the server has none."""
     eng = database.engine()
     with eng.begin() as conn:
-        if database.vector_extension(conn) is None:
+        row = database.vector_extension(conn)
+        if row is None:
             raise LabError("This server has no pgvector, so section 5 cannot run here; sections 1-4 did.",
                            "Use the lab's own server (unset DATABASE_URL) or one with the vector extension.")
+        version = row.installed_version or row.default_version
+        if tuple(int(part) for part in version.split(".")[:2]) < (0, 7):
+            raise LabError(f"This server's pgvector is {version}; section 5 uses halfvec, new in pgvector 0.7.",
+                           "Update pgvector on the server (ALTER EXTENSION vector UPDATE), or use the lab's server.")
         conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS vector"))
 
 
 # What the application runs: version 1 knows only the 384-dimension column, version 2 also
-# writes the 768 one, version 3 reads the 768 one. Each statement is its own transaction.
-READ = {1: "SELECT id FROM documents ORDER BY embedding <=> CAST(:q AS vector(384)) LIMIT 5",
-        2: "SELECT id FROM documents ORDER BY embedding <=> CAST(:q AS vector(384)) LIMIT 5",
-        3: "SELECT id FROM documents ORDER BY embedding_768 <=> CAST(:q AS vector(768)) LIMIT 5"}
-WRITE = {1: "INSERT INTO documents (body, embedding) VALUES (:body, :e384)",
-         2: "INSERT INTO documents (body, embedding, embedding_768) VALUES (:body, :e384, :e768)",
-         3: "INSERT INTO documents (body, embedding_768) VALUES (:body, :e768)"}
+# writes the 768 one, version 3 reads the 768 one and still writes both (a v2 replica, or a
+# rollback to v2, still finds every row), version 4 writes only the 768 one. Each statement is
+# its own transaction.
+OLD_READ = "SELECT id FROM documents ORDER BY embedding <=> CAST(:q AS vector(384)) LIMIT 5"
+NEW_READ = "SELECT id FROM documents ORDER BY embedding_768 <=> CAST(:q AS vector(768)) LIMIT 5"
+BOTH_WRITE = "INSERT INTO documents (body, embedding, embedding_768) VALUES (:body, :e384, :e768)"
+READ = {1: OLD_READ, 2: OLD_READ, 3: NEW_READ, 4: NEW_READ}
+WRITE = {1: "INSERT INTO documents (body, embedding) VALUES (:body, :e384)", 2: BOTH_WRITE, 3: BOTH_WRITE,
+         4: "INSERT INTO documents (body, embedding_768) VALUES (:body, :e768)"}
 
 
 class App(threading.Thread):
@@ -69,7 +76,7 @@ class App(threading.Thread):
         """Run one read and one write as the application of ``self.version`` would."""
         version, (body, e384, e768) = self.version, self.notes[n % len(self.notes)]
         try:
-            self.conn.execute(sa.text(READ[version]), {"q": e768 if version == 3 else e384})
+            self.conn.execute(sa.text(READ[version]), {"q": e768 if version >= 3 else e384})
             self.reads += 1
             self.conn.execute(sa.text(WRITE[version]), {"body": body, "e384": e384, "e768": e768})
             self.writes += 1
