@@ -9,7 +9,10 @@ data must still be there. No OS users are made here, so this runs for any user.
 """
 
 import json
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import quote
 
@@ -117,13 +120,28 @@ def test_alice_cannot_read_bobs_users_table(bob_at_phase_1):
     assert 'permission denied to set role "bob"' in become, become
 
 
+def test_a_database_bob_makes_for_notebook_9_is_closed_to_alice(bob_at_phase_1):
+    """Learners may create databases (notebook 9 compares whole ones); each the lab makes is bob's alone."""
+    env = {**os.environ, "DATABASE_URL": url_of(bob_at_phase_1, "bob"), "LAB_STUDENT": "bob"}
+    env.pop("LAB_CLASSROOM_DIR", None)
+    done = subprocess.run([sys.executable, "-c", "import lab_helpers; lab_helpers.project_database('nb9_prod')"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    url = database.parse_database_url(url_of(bob_at_phase_1, "alice", "lab_bob_nb9_prod"))
+    eng = sa.create_engine(url)
+    try:
+        with pytest.raises(DBAPIError, match="permission denied"), eng.connect():
+            pass
+    finally:
+        eng.dispose()
+
+
 @pytest.mark.parametrize(("sql", "reason"), [
-    ("CREATE DATABASE lab_mallory", "permission denied to create database"),
     ("CREATE ROLE mallory LOGIN", "permission denied to create role"),
     ("ALTER ROLE alice SUPERUSER", "permission denied to alter role"),
 ])
 def test_alice_cannot_widen_her_own_rights(room, sql, reason):
-    """No CREATEDB, CREATEROLE or superuser: a learner cannot make a way around the fence."""
+    """No CREATEROLE or superuser: a learner cannot make a way around the fence."""
     message = alice_runs(room, sql)
     assert reason in message, message
 

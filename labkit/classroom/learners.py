@@ -1,8 +1,10 @@
 """The learners of a classroom: each gets a LOGIN role and a fenced database ``lab_<name>``.
 
 ``classroom setup --users alice,bob`` (or ``--count 30``) gives each learner a LOGIN role with a
-random password (no SUPERUSER, CREATEDB or CREATEROLE) and a database ``lab_<name>`` owned by it,
+random password (no SUPERUSER or CREATEROLE) and a database ``lab_<name>`` owned by it,
 with CONNECT revoked from PUBLIC and pgvector installed (it is not a trusted extension).
+CREATEDB, because notebook 9 compares whole databases (``lab_<name>_nb9_...``); the lab closes each
+one it makes to PUBLIC (``history.project_database``), and teardown drops every database the role owns.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def setup(names: list[str], given: dict | None = None) -> list[str]:
             password = passwords.get(name) or secrets.token_urlsafe(18)
             exists = conn.scalar(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :n"), {"n": name})
             verb = "ALTER" if exists else "CREATE"
-            conn.execute(sa.text(f'{verb} ROLE "{name}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE '
+            conn.execute(sa.text(f'{verb} ROLE "{name}" LOGIN NOSUPERUSER CREATEDB NOCREATEROLE '
                                  "NOREPLICATION NOBYPASSRLS PASSWORD " + _literal(password)))
             db = f"lab_{name}"
             if not conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": db}):
@@ -101,7 +103,10 @@ def teardown(names: list[str]) -> list[str]:
     lines = []
     with database.engine(admin_url()).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for name in names:
-            _exec(conn, f'DROP DATABASE IF EXISTS "lab_{name}" WITH (FORCE)')
+            owned = conn.scalars(sa.text("SELECT datname FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba "
+                                         "WHERE r.rolname = :n"), {"n": name}).all()
+            for db in sorted({f"lab_{name}", *owned}):  # lab_<name>, and notebook 9's lab_<name>_nb9_...
+                _exec(conn, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
             _exec(conn, f'DROP ROLE IF EXISTS "{name}"')
             state.get("learners", {}).pop(name, None)
             lines.append(f"{name}: dropped")

@@ -52,4 +52,5 @@ def project_database(suffix: str) -> str:
     database.ensure_database(server, name)  # a short LabError without CREATEDB
     with _autocommit() as conn:
         conn.execute(sa.text(f"COMMENT ON DATABASE \"{name}\" IS '{DATABASE_MARK}'"))
+        conn.execute(sa.text(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC'))  # a classroom's fence holds
     return server.set(database=name).render_as_string(hide_password=False)
