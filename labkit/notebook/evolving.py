@@ -20,10 +20,14 @@ def project_url(schema: str) -> str:
 
     ``public`` also holds the lab's own ``alembic_version``, which Alembic would find through the
     search path and write to. So the schema gets an empty ``alembic_version`` of its own first,
-    the table Alembic would create: every lookup of that name stops in the project's schema.
+    the table Alembic would create: every lookup of that name stops in the project's schema. The
+    project's tests drop that table (the template's conftest empties the test schema), so the lab's
+    own ``alembic_version`` goes too: a lookup that passes through to ``public`` finds nothing, not
+    notebook 4's revision. (Notebooks 1-4 rebuild theirs when they start.)
     """
     url = sa.make_url(project_database_url(schema))
     with database.engine().begin() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS public.alembic_version"))
         conn.execute(sa.text(f"CREATE TABLE {schema}.alembic_version (version_num varchar(32) NOT NULL, "
                              "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"))
     url = url.update_query_dict({"options": f"-csearch_path={schema},public"})
