@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from . import sessions, settings
-from .diagnose import DUPLICATE_DATABASE, INSUFFICIENT_PRIVILEGE, explain, limit_problem, sqlstate
+from .diagnose import DUPLICATE_DATABASE, INSUFFICIENT_PRIVILEGE, UNIQUE_VIOLATION, explain, limit_problem, sqlstate
 from .errors import LabError
 from .postgres import embedded
 
@@ -132,7 +132,8 @@ def ensure_database(server_url: URL, name: str) -> None:
                 "(creating it needs the CREATEDB privilege).",
                 f"Ask the server's admin to run\nALTER ROLE {server_url.username} CREATEDB, or to create {name} "
                 "for you.") from None
-        if sqlstate(exc) == DUPLICATE_DATABASE:  # another process created it a moment ago
+        # another process created it a moment ago (at the same moment: pg_database's unique index says so)
+        if sqlstate(exc) in (DUPLICATE_DATABASE, UNIQUE_VIOLATION):
             return
         raise explain(exc, server_url) from None
 

@@ -40,6 +40,7 @@ DISK_FULL = "53100"               # disk_full
 LOCK_NOT_AVAILABLE = "55P03"      # lock_not_available: lock_timeout
 INSUFFICIENT_PRIVILEGE = "42501"  # insufficient_privilege
 DUPLICATE_DATABASE = "42P04"      # duplicate_database
+UNIQUE_VIOLATION = "23505"        # unique_violation: also two CREATE DATABASE of one name at once
 LIMITS = (STATEMENT_TIMEOUT, IDLE_IN_TRANSACTION, CONFIGURATION_LIMIT, DISK_FULL)
 
 
