@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
 
-from support import servers
+from support import pooler, servers
 from support import template as support_template
 from support.helpers import REPO
 from support.prerequisites import skip_or_fail
@@ -49,6 +51,7 @@ class User(Base):
 
 HEADER = '''"""{doc}"""
 import os
+import time
 
 from alembic import op
 import sqlalchemy as sa
@@ -72,7 +75,9 @@ def downgrade():
 '''),
     "0002": ("add level", '''
 def upgrade():
-    op.execute(f"SELECT pg_sleep({float(os.environ.get('PAUSE_0002', '0'))})")  # the tests' pause
+    op.execute("SELECT 'the tests: 0002 starts'")
+    time.sleep(float(os.environ.get('SLEEP_0002', '0')))  # the tests' pause between two statements
+    op.execute(f"SELECT pg_sleep({float(os.environ.get('PAUSE_0002', '0'))})")  # the tests' pause in one
     op.add_column("users", sa.Column("level", sa.Integer(), server_default=sa.text("1"), nullable=False))
 
 
@@ -245,7 +250,17 @@ def test_pytest_alembic_passes_on_the_test_database_and_leaves_the_working_one_a
     engine.dispose()
     code, out = project.run("pytest -q -p no:randomly")
     assert code == 0, out
+    # downgrades that left an enum type (named like the table 0001 creates) and a function behind
+    engine = sa.create_engine(project.url("my_project_test"))
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS users CASCADE"))
+        conn.execute(sa.text("CREATE TYPE users AS ENUM ('left', 'behind')"))
+        conn.execute(sa.text("CREATE FUNCTION left_behind() RETURNS int LANGUAGE sql AS 'SELECT 1'"))
+    engine.dispose()
+    code, out = project.run("pytest -q -p no:randomly")
+    assert code == 0, out
     assert "4 passed" in out, out
+    assert project.query("SELECT count(*) FROM pg_proc WHERE proname = 'left_behind'", "my_project_test") == [(0,)]
 
     # the working database unreachable: refused with what libpq said, no traceback
     code, out = project.run("pytest -q", MY_PROJECT_DATABASE_URL=project.url("no_such_database"))
@@ -274,6 +289,35 @@ def test_pytest_alembic_passes_on_the_test_database_and_leaves_the_working_one_a
     assert "names the database of DATABASE_URL" in out, out
     assert project.query(FINGERPRINT.text) == before
     assert project.query("SELECT version_num FROM alembic_version") == [("0003",)]
+    ini.write_text(ini.read_text().replace("url_variable = DATABASE_URL", "url_variable = MY_PROJECT_DATABASE_URL"))
+
+    # another database whose name does not say 'test' (a staging URL pasted by mistake): refused
+    code, out = project.run("pytest -q", MY_PROJECT_TEST_DATABASE_URL=project.url("postgres"))
+    assert code == 2, out
+    assert "leads to database 'postgres', schema 'public': neither name says 'test'" in out, out
+    # a test schema of the working database with public after it on the search path: Alembic would
+    # find public's alembic_version, so it is refused, and nothing changes
+    for database in ("my_project", "my_project_test"):
+        engine = sa.create_engine(project.url(database))
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE SCHEMA my_tests"))
+            conn.execute(sa.text("CREATE TABLE IF NOT EXISTS public.kept (note text)"))
+            if database == "my_project_test":  # the earlier runs' history: public keeps tables, no history
+                conn.execute(sa.text("DROP TABLE public.alembic_version"))
+        engine.dispose()
+    search_path = "?options=-csearch_path%3Dmy_tests,public"
+    code, out = project.run("pytest -q -p no:randomly",
+                            MY_PROJECT_TEST_DATABASE_URL=project.url("my_project") + search_path)
+    assert code == 2, out
+    assert "search path shows an alembic_version in public, beyond its own schema" in out, out
+    assert project.query(FINGERPRINT.text) == before
+    # the same in the test database, whose public holds a table but no history: only my_tests is
+    # emptied (the model test is left out: autogenerate compares public's tables too, as the path shows them)
+    code, out = project.run("pytest -q -p no:randomly -k 'not model_definitions'",
+                            MY_PROJECT_TEST_DATABASE_URL=project.url("my_project_test") + search_path)
+    assert code == 0, out
+    assert "3 passed" in out, out
+    assert project.query("SELECT to_regclass('public.kept') IS NOT NULL", "my_project_test") == [(True,)]
 
 
 def test_env_py_takes_an_engine_a_connection_or_nothing(project):
@@ -340,6 +384,49 @@ def test_a_revision_that_fails_half_way_says_which_revisions_were_committed(proj
 
     code, out = project.run("alembic upgrade head")  # a second try from 0003: nothing of it committed
     assert "No revision of this run was committed: the database is still at 0003." in out, out[-2000:]
+
+
+@pytest.mark.parametrize(("pause", "running", "note"), [
+    ("SLEEP_0002", "SELECT 'the tests: 0002 starts'",
+     "Each revision commits on its own: the database is now at 0001 (this run started at base)."),
+    ("PAUSE_0002", "SELECT pg_sleep(", "The session was dropped in the middle of a statement"),
+], ids=["between-statements", "in-a-statement"])
+def test_ctrl_c_says_which_revisions_were_committed(project, pause, running, note):
+    """Ctrl+C (a KeyboardInterrupt, not an Exception) in 0002: 0001 stays, 0002 does not, and the note says so."""
+    upgrade = project.start("exec alembic upgrade head", **{pause: "8"})
+    deadline = time.monotonic() + 60
+    quoted = running.replace("'", "''")
+    activity = f"SELECT count(*) FROM pg_stat_activity WHERE query LIKE '{quoted}%'"
+    while project.query(activity) != [(1,)]:
+        assert upgrade.poll() is None, upgrade.communicate()
+        assert time.monotonic() < deadline, "0002 never started"
+        time.sleep(0.2)
+    upgrade.send_signal(signal.SIGINT)
+    out = upgrade.communicate(timeout=120)[1]
+    assert upgrade.returncode != 0, out
+    assert "KeyboardInterrupt" in out, out
+    assert note in out, out[-2000:]
+    assert "not ours to release" not in out, out[-2000:]
+    deadline = time.monotonic() + 60  # a dropped session's statement runs out before its lock goes
+    while project.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") != [(0,)]:
+        assert time.monotonic() < deadline, "the migration lock was never released"
+        time.sleep(0.5)
+    assert project.query("SELECT version_num FROM alembic_version") == [("0001",)]
+
+
+def test_a_transaction_pooler_is_refused_before_any_revision_runs(project):
+    """Behind PgBouncer in transaction mode the session lock cannot hold: the run stops before 0001."""
+    with pooler.pgbouncer(project.server.port, ROLE, PASSWORD) as port:
+        pooled = project.url("my_project").replace(f":{project.server.port}/", f":{port}/")
+        pooler.open_two_sessions(pooled)
+        code, out = project.run("alembic upgrade head", MY_PROJECT_DATABASE_URL=pooled)
+        assert code != 0, out
+        assert "land on different server sessions" in out, out[-2000:]
+        assert "Running upgrade" not in out, out
+        assert project.query("SELECT to_regclass('users') IS NULL") == [(True,)]
+        # as the message says, the lock stays on the pooled session that took it
+        assert project.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(1,)]
+    assert project.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
 
 
 def test_template_is_what_the_readme_says(template_venv):

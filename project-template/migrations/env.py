@@ -5,9 +5,10 @@ What it adds to Alembic's template (the project's README.md explains each):
 - the URL from the environment (MY_PROJECT_DATABASE_URL), never from alembic.ini, with a hosting
   dashboard's ``postgres://`` rewritten for psycopg2;
 - an Engine, a Connection, or nothing handed in through ``config.attributes["connection"]``
-  (pytest-alembic hands an Engine; Alembic's cookbook hands a Connection: hand one from
-  ``engine.connect()``, since in a transaction you began ``autocommit_block()`` fails and the
-  timeouts last until your transaction ends);
+  (pytest-alembic hands an Engine; Alembic's cookbook hands a Connection: hand one on which
+  nothing has run yet, or ``commit()`` first. SQLAlchemy begins a transaction at the first
+  statement, and in your transaction the whole run commits only when you commit,
+  ``autocommit_block()`` fails and the timeouts last until your transaction ends);
 - one commit per revision (``transaction_per_migration=True``), with ``lock_timeout`` and
   ``statement_timeout`` set in each revision's transaction (``SET LOCAL``), in ``--sql`` output too;
 - one migration at a time per database: a session-level advisory lock, held across the whole
@@ -92,6 +93,7 @@ def migration_lock(connection: Connection):
 
     It waits with pg_try_advisory_lock, committing between tries, so a waiting replica holds
     no snapshot (a waiting pg_advisory_lock would, and deadlock a CREATE INDEX CONCURRENTLY).
+    Every later transaction of the run first checks it is on the session that holds the lock.
     Inside a transaction the caller began, it takes the transaction-level lock instead.
     """
     if not LOCK_KEY:
@@ -102,24 +104,44 @@ def migration_lock(connection: Connection):
         yield
         return
     deadline, told = time.monotonic() + LOCK_WAIT, False
-    while not connection.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}):
+    while True:
+        locked, session = connection.execute(text("SELECT pg_try_advisory_lock(:k), pg_backend_pid()"),
+                                             {"k": LOCK_KEY}).one()
         connection.commit()  # no transaction, no snapshot, while waiting
+        if locked:
+            break
         if time.monotonic() > deadline:
             sys.exit(f"Another migration held the lock for over {LOCK_WAIT:.0f} s. Nothing was changed.")
         if not told:
             print("Waiting for another migration of this database to finish ...", file=sys.stderr)
             told = True
         time.sleep(0.5)
-    connection.commit()
+
+    moved = False  # set when a transaction lands on another session: the lock is not ours to release
+
+    def on_the_locked_session(conn: Connection) -> None:  # a transaction-pooling PgBouncer moves us
+        nonlocal moved
+        if conn.scalar(text("SELECT pg_backend_pid()")) != session:
+            moved = True
+            raise CommandError("This run's transactions land on different server sessions: the URL is a "
+                               "pooler's (PgBouncer in transaction mode), where the migration lock cannot hold. "
+                               "Migrate over a direct connection. The lock stays on a pooled session until the "
+                               "pooler closes it (server_lifetime).")
+
+    event.listen(connection, "begin", on_the_locked_session)
     try:
+        on_the_locked_session(connection)  # before any revision runs
+        connection.commit()
         yield
     finally:
-        connection.rollback()  # a failed revision leaves its transaction aborted
-        unlocked = connection.scalar(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
-        connection.commit()
-        if not unlocked:  # another server session: a transaction-pooling PgBouncer between us
-            raise CommandError("The migration lock was not ours to release: is the URL a pooler's "
-                               "(PgBouncer in transaction mode)? Migrate over a direct connection.")
+        event.remove(connection, "begin", on_the_locked_session)
+        if not (moved or connection.invalidated):  # Ctrl+C in a statement drops the session, and its lock
+            connection.rollback()  # a failed revision leaves its transaction aborted
+            unlocked = connection.scalar(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
+            connection.commit()
+            if not unlocked:  # another server session: a transaction-pooling PgBouncer between us
+                raise CommandError("The migration lock was not ours to release: is the URL a pooler's "
+                                   "(PgBouncer in transaction mode)? Migrate over a direct connection.")
 
 
 @contextlib.contextmanager
@@ -149,7 +171,7 @@ def revision_timeouts(connection: Connection):
 
 @contextlib.contextmanager
 def saying_where_it_stopped(connection: Connection):
-    """On a failure, add where the database is now: the revisions before the failing one stay committed."""
+    """On a failure or Ctrl+C, add where the database is now: the revisions before it stay committed."""
     if connection.in_transaction():  # the caller's transaction: all of it commits, or none
         yield
         return
@@ -157,7 +179,11 @@ def saying_where_it_stopped(connection: Connection):
     started = migration.get_current_heads()
     try:
         yield
-    except Exception as exc:
+    except (Exception, KeyboardInterrupt) as exc:  # Ctrl+C is not an Exception
+        if connection.invalidated:  # Ctrl+C in a statement: SQLAlchemy dropped the session (no query now)
+            exc.add_note("The session was dropped in the middle of a statement: the server rolls that revision "
+                         "back when the statement ends; the revisions before it stay committed (alembic current).")
+            raise
         connection.rollback()
         now = migration.get_current_heads()
         connection.rollback()
