@@ -7,6 +7,7 @@ that removes what the live code needs makes that code's writes fail, each one co
 """
 
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 
 from labkit import database
@@ -116,3 +117,43 @@ def test_new_code_live_before_the_backfill_reads_null_names_and_after_it_does_no
     assert too_early == 3  # one read per write round: before, during and after the step
     assert tally.loc["new app", "read NULL"] == 3  # none more once the backfill committed
     assert tally.loc["old app", "read NULL"] == 0
+
+
+SYNC_NAMES = """CREATE OR REPLACE FUNCTION scratch_people_sync_names() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF TG_OP = 'INSERT' THEN
+        NEW.full_name := coalesce(NEW.full_name, NEW.name);
+        NEW.name := coalesce(NEW.name, NEW.full_name);
+      ELSIF NEW.name IS DISTINCT FROM OLD.name THEN
+        NEW.full_name := NEW.name;
+      ELSIF NEW.full_name IS DISTINCT FROM OLD.full_name THEN
+        NEW.name := NEW.full_name;
+      END IF;
+      RETURN NEW;
+    END $$"""
+
+
+@pytest.mark.parametrize(("trigger", "found"), [("notebook 3's", 3), ("without its UPDATE full_name branch", 0)])
+def test_the_old_code_reads_the_new_codes_last_write_only_through_the_whole_trigger(student_db, capsys,
+                                                                                    trigger, found):
+    """The new-to-old half of the dual-write: during the deploy the old code reads, in name, the value the
+    new code last wrote (an UPDATE of full_name after its INSERT) only if the trigger copies updates too."""
+    _people()
+    sync = SYNC_NAMES
+    if trigger != "notebook 3's":
+        branch = "ELSIF NEW.full_name IS DISTINCT FROM OLD.full_name THEN\n        NEW.name := NEW.full_name;\n"
+        sync = sync.replace(branch, "")
+        assert sync != SYNC_NAMES
+    with database.engine().begin() as conn:
+        conn.execute(sa.text(sync))
+        conn.execute(sa.text("CREATE TRIGGER scratch_people_sync_names BEFORE INSERT OR UPDATE ON scratch_people "
+                             "FOR EACH ROW EXECUTE FUNCTION scratch_people_sync_names()"))
+    rollout = Rollout("scratch_people")
+    try:
+        rollout.step("deploy", live=("old", "new"))
+        capsys.readouterr()
+        rollout.read_back("old", "new")
+    finally:
+        rollout.close()
+    assert capsys.readouterr().out == (f"old app read name of the 3 users the new app wrote: {found} hold "
+                                       "the new app's last value\n")

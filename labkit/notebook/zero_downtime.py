@@ -148,6 +148,16 @@ class Rollout:
                 time.sleep(0.005)
         return threads
 
+    def read_back(self, reader: str, writer: str) -> None:
+        """Print how many of the users app ``writer`` wrote app ``reader`` finds, in its own column, with the
+        writer's last value: for the other app's column that value is the dual-write trigger's copy."""
+        r, w = self.apps[reader], self.apps[writer]
+        found = dict(r.conn.execute(sa.text(f"SELECT id, {r.column} FROM {self.table} WHERE id = ANY(:ids)"),
+                                    {"ids": list(w.wrote)}).all())
+        same = sum(found.get(i) == v for i, v in w.wrote.items())
+        print(f"{r.name} read {r.column} of the {len(w.wrote)} users the {w.name} wrote: "
+              f"{same} hold the {w.name}'s last value")
+
     def tally(self) -> pd.DataFrame:
         """Return each app's writes (done, failed, held up by a lock), the existing names it read as NULL,
         and how many of the users it wrote kept its last value."""
