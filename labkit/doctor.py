@@ -158,8 +158,8 @@ def check_pgvector(eng) -> Check:
         row = vector_extension(conn)
     if row is None:
         return Check("pgvector", False, "the server has no 'vector' extension",
-                     "install pgvector on the server (apt install postgresql-NN-pgvector, "
-                     "brew install pgvector), or unset DATABASE_URL to use the embedded server")
+                     "install pgvector on the server (apt install postgresql-NN-pgvector from "
+                     "apt.postgresql.org; brew install pgvector), or unset DATABASE_URL to use the embedded server")
     if row.installed_version:
         return Check("pgvector", True, f"{row.installed_version} (installed in this database)")
     return Check("pgvector", True, f"{row.default_version} (available; phase 4 installs it)")
