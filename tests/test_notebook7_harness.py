@@ -246,3 +246,46 @@ def test_a_lock_timeout_carries_the_sqlstate_the_retry_tests(engine):
     finally:
         waiter.rollback(), holder.rollback()
         waiter.close(), holder.close()
+
+
+def offline_sql(body: str) -> list[str]:
+    """The statements a revision's upgrade() writes in offline mode (``alembic upgrade --sql``)."""
+    import io
+    import types
+
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
+    namespace: dict = {}
+    exec(compile(body, "revision", "exec"), namespace)
+    namespace["context"] = types.SimpleNamespace(is_offline_mode=lambda: True)
+    out = io.StringIO()
+    with Operations.context(MigrationContext.configure(dialect_name="postgresql",
+                                                       opts={"as_sql": True, "output_buffer": out})):
+        namespace["upgrade"]()
+    return [s.strip() for s in out.getvalue().split(";\n\n") if s.strip()]
+
+
+def test_the_offline_backfill_survives_a_statement_timeout_the_role_sets(engine):
+    """0003's --sql script is one DO block, COMMITs and pauses included: a role's or database's
+    statement_timeout would cancel all of it (p7 #1). Its SET statement_timeout = 0 lets it run,
+    and its RESET gives the session its default back. The session default here comes from the
+    connection's options, as a role's or database's setting would."""
+    statements = [s for s in offline_sql(notebook_revisions()["0003_backfill_level.py"])
+                  if s not in ("BEGIN", "COMMIT")]
+    assert statements[0] == "SET statement_timeout = 0"
+    assert statements[-1] == "RESET statement_timeout"
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE accounts ADD COLUMN level text"))
+    options = engine.url.query["options"] + " -c statement_timeout=150"  # the schema's search_path, and 5 x 50 ms
+    strict = sa.create_engine(engine.url.update_query_dict({"options": options}), poolclass=sa.pool.NullPool)
+    try:
+        with strict.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            with pytest.raises(sa.exc.OperationalError, match="statement timeout"):
+                conn.execute(sa.text(statements[1]))  # the DO block alone, under the default
+            for sql in statements:
+                conn.execute(sa.text(sql))
+            assert conn.scalar(sa.text("SHOW statement_timeout")) == "150ms"
+            assert conn.scalar(sa.text("SELECT count(*) FROM accounts WHERE level IS NULL")) == 0
+    finally:
+        strict.dispose()
