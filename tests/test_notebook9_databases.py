@@ -38,3 +38,24 @@ def test_a_database_the_lab_did_not_make_is_never_dropped(student_db):
 def test_a_suffix_that_is_not_a_plain_name_is_refused():
     with pytest.raises(LabError, match="plain database suffix"):
         history.project_database("x; DROP DATABASE lab")
+
+
+def test_pg_dump_is_new_enough_for_the_lab_server_and_dumps_a_project_database(student_db):
+    """Notebook 9's squash proof runs pg_dump --schema-only: an older pg_dump than the server refuses it."""
+    import re
+    import subprocess
+
+    with database.engine().connect() as conn:
+        server_major = conn.scalar(sa.text("SELECT current_setting('server_version_num')::int / 10000"))
+    version = subprocess.run([history.pg_dump(), "--version"], capture_output=True, text=True, check=True).stdout
+    assert int(re.search(r"(\d+)\.\d+", version).group(1)) >= server_major
+    url = sa.make_url(history.project_database("nb9_t"))
+    try:
+        with sa.create_engine(url, poolclass=sa.pool.NullPool).begin() as conn:
+            conn.execute(sa.text("CREATE TABLE dumped (id int)"))
+        libpq = sa.URL.create("postgresql", url.username, None, url.host, url.port, url.database, url.query)
+        dump = subprocess.run([history.pg_dump(), "--schema-only", libpq.render_as_string()], capture_output=True,
+                              text=True, env={"PGPASSWORD": url.password or "", "PATH": ""}, check=True)
+        assert "CREATE TABLE public.dumped" in dump.stdout
+    finally:
+        history.drop_project_database("nb9_t")

