@@ -128,3 +128,41 @@ def test_version_3_still_writes_the_old_column_and_version_4_does_not(url):
         assert new == total
         assert (old == total) is old_written
     eng.dispose()
+
+
+def test_project_url_drops_only_the_labs_alembic_version_in_a_database_it_does_not_own(scram_server, monkeypatch):
+    """DATABASE_URL names an application's database: its public.alembic_version stays, and nothing is made.
+
+    The project's search path passes through public, so the lab drops the alembic_version there; in a
+    database of DATABASE_URL it does so only when the revision recorded is one of the lab's (as goto does).
+    """
+    from labkit import database
+
+    with sa.create_engine(scram_server.sa_url(), isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(sa.text("DROP DATABASE IF EXISTS their_app WITH (FORCE)"))
+        conn.execute(sa.text("CREATE DATABASE their_app"))
+    theirs = sa.create_engine(scram_server.sa_url("their_app"))
+    with theirs.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)"))
+        conn.execute(sa.text("INSERT INTO alembic_version VALUES ('abc123def')"))
+    monkeypatch.setenv("DATABASE_URL", scram_server.url("their_app"))
+    monkeypatch.delenv("LAB_STUDENT", raising=False)
+    try:
+        with pytest.raises(LabError, match="'abc123def', not one of this lab's revisions") as refused:
+            evolving.project_url("nb8_app")
+        assert "Nothing was changed" in refused.value.what
+        with theirs.connect() as conn:
+            assert conn.scalar(sa.text("SELECT version_num FROM public.alembic_version")) == "abc123def"
+            assert conn.scalar(sa.text("SELECT to_regnamespace('nb8_app')")) is None
+
+        with theirs.begin() as conn:  # the lab's own revision (notebook 4's), in the same database: dropped
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = :v"), {"v": phases.REVISIONS[4]})
+        evolving.project_url("nb8_app")
+        with theirs.connect() as conn:
+            assert conn.scalar(sa.text("SELECT to_regclass('public.alembic_version')")) is None
+            assert conn.scalar(sa.text("SELECT to_regclass('nb8_app.alembic_version')")) is not None
+    finally:
+        database.engine().dispose()
+        theirs.dispose()
+        with sa.create_engine(scram_server.sa_url(), isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.execute(sa.text("DROP DATABASE IF EXISTS their_app WITH (FORCE)"))
