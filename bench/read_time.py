@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
     for path in sorted(root.glob("[0-9]*.ipynb")):
         row = estimate(path)
         low, high = row.pop("range")
-        print(f"{path.name:<38}" + ", ".join(f"{v} {k}" for k, v in row.items())
+        print(f"{path.name:<41} " + ", ".join(f"{v} {k}" for k, v in row.items())
               + f": {low}-{high} min")
     if argv[:1] == ["--write"]:
         for name in argv[1:]:
