@@ -148,7 +148,7 @@ def test_project_url_drops_only_the_labs_alembic_version_in_a_database_it_does_n
     monkeypatch.setenv("DATABASE_URL", scram_server.url("their_app"))
     monkeypatch.delenv("LAB_STUDENT", raising=False)
     try:
-        with pytest.raises(LabError, match="'abc123def', not one of this lab's revisions") as refused:
+        with pytest.raises(LabError, match="'abc123def', which is not one of this lab's revisions") as refused:
             evolving.project_url("nb8_app")
         assert "Nothing was changed" in refused.value.what
         with theirs.connect() as conn:

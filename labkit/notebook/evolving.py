@@ -12,44 +12,27 @@ import sqlalchemy as sa
 from .. import database
 from ..embedding import embed
 from ..errors import LabError
-from ..phases import REVISIONS
+from ..phases import goto
 from .project import project_database_url
 
 
 def project_url(schema: str) -> str:
     """Empty schema ``schema`` and return its URL, with ``public`` (where pgvector lives) second on the search path.
 
-    ``public`` may also hold the lab's own ``alembic_version`` (notebooks 1-4), which Alembic
-    would find through the search path, and which the template's conftest refuses to run beside.
-    So the schema gets an empty ``alembic_version`` of its own first, the table Alembic would
-    create, and the lab's in ``public`` is dropped: the lab database then reads "phase 0" until
-    ``goto N`` (notebooks 1-4 rebuild theirs when they start). It is dropped only where it is the
-    lab's: a database the lab made, or a revision of the lab's; any other refuses, before a change.
+    ``public`` may also hold the lab's own tables (notebooks 1-4): its ``alembic_version``, which
+    Alembic would find through the search path (the template's conftest refuses to run beside it),
+    and its ``users``, which autogenerate would see beside the project's models. So the lab
+    database goes back to phase 0 first (``goto(0)``: notebooks 1-4 rebuild theirs when they
+    start), which refuses, before any change, in a database of ``DATABASE_URL`` whose tables are
+    not the lab's. The schema then gets an empty ``alembic_version`` of its own.
     """
-    with database.engine().connect() as conn:
-        _refuse_a_foreign_version(conn)
+    goto(0, clear_workspace=False)
     url = sa.make_url(project_database_url(schema))
     with database.engine().begin() as conn:
-        conn.execute(sa.text("DROP TABLE IF EXISTS public.alembic_version"))
         conn.execute(sa.text(f"CREATE TABLE {schema}.alembic_version (version_num varchar(32) NOT NULL, "
                              "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"))
     url = url.update_query_dict({"options": f"-csearch_path={schema},public"})
     return url.render_as_string(hide_password=False)
-
-
-def _refuse_a_foreign_version(conn: sa.Connection) -> None:
-    """Raise unless ``public.alembic_version`` is missing, in a database the lab made, or at the lab's revisions."""
-    if database.lab_owns_database() or conn.scalar(sa.text("SELECT to_regclass('public.alembic_version')")) is None:
-        return
-    foreign = [v for v in conn.scalars(sa.text("SELECT version_num FROM public.alembic_version"))
-               if v not in REVISIONS.values()]
-    if foreign:
-        raise LabError(
-            f"The database {conn.engine.url.database!r} named in DATABASE_URL has a public.alembic_version\n"
-            f"at {', '.join(foreign)!r}, not one of this lab's revisions, so the lab will not drop it.\n"
-            "Nothing was changed.",
-            "Point DATABASE_URL at an empty database made for the lab, or set LAB_STUDENT=<name>\n"
-            "to work in a database lab_<name> of its own.")
 
 
 def require_vector() -> None:
