@@ -1,5 +1,6 @@
 """pytest-alembic's database: MY_PROJECT_TEST_DATABASE_URL, never the one you work in."""
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -86,16 +87,21 @@ def test_database_url() -> str:
                     f"{schema!r}: Alembic would take it for the tests' and migrate those tables. Give the tests\n"
                     "a database of their own, or a search path with their schema first and no other history.",
                     returncode=2)
-    if "test" not in f"{database} {schema}".lower():  # a staging or production URL pasted by mistake
+    if not re.search(r"(^|[^a-z])tests?([^a-z]|$)", f"{database} {schema}".lower()):  # a URL pasted by mistake
         pytest.exit(f"{TESTING} leads to database {database!r}, schema {schema!r}: neither name says 'test'.\n"
-                    "These tests empty it, so name your test database (or schema) with 'test' in it.",
+                    "These tests empty it, so give your test database (or schema) 'test' as a word of its name\n"
+                    "(my_project_test; not 'latest').",
                     returncode=2)
     return test_url
 
 
 @pytest.fixture
 def alembic_engine(test_database_url):
-    """The test database emptied of its views, tables, functions and enum types: each test starts from nothing."""
+    """The test schema emptied of its views, tables, and the functions and enum types nothing else uses.
+
+    Not emptied: sequences of their own, domains, other types, extensions, and a function another
+    leftover function still uses. If one of those stops an upgrade, drop and recreate the test database.
+    """
     engine = sa.create_engine(test_database_url)
     with engine.begin() as conn:
         schema = conn.scalar(sa.text("SELECT current_schema()"))  # not what the search path shows beyond it

@@ -389,7 +389,8 @@ def test_a_revision_that_fails_half_way_says_which_revisions_were_committed(proj
 @pytest.mark.parametrize(("pause", "running", "note"), [
     ("SLEEP_0002", "SELECT 'the tests: 0002 starts'",
      "Each revision commits on its own: the database is now at 0001 (this run started at base)."),
-    ("PAUSE_0002", "SELECT pg_sleep(", "The session was dropped in the middle of a statement"),
+    ("PAUSE_0002", "SELECT pg_sleep(", "Ctrl+C took effect as a statement returned (psycopg2 waits for it), "
+                                         "and the session was dropped"),
 ], ids=["between-statements", "in-a-statement"])
 def test_ctrl_c_says_which_revisions_were_committed(project, pause, running, note):
     """Ctrl+C (a KeyboardInterrupt, not an Exception) in 0002: 0001 stays, 0002 does not, and the note says so."""

@@ -93,7 +93,8 @@ def migration_lock(connection: Connection):
 
     It waits with pg_try_advisory_lock, committing between tries, so a waiting replica holds
     no snapshot (a waiting pg_advisory_lock would, and deadlock a CREATE INDEX CONCURRENTLY).
-    Every later transaction of the run first checks it is on the session that holds the lock.
+    Every later transaction of the run first checks it is on the session that holds the lock, which
+    catches a pooler that moves a transaction (one that hands back the same session goes unseen).
     Inside a transaction the caller began, it takes the transaction-level lock instead.
     """
     if not LOCK_KEY:
@@ -121,12 +122,13 @@ def migration_lock(connection: Connection):
 
     def on_the_locked_session(conn: Connection) -> None:  # a transaction-pooling PgBouncer moves us
         nonlocal moved
-        if conn.scalar(text("SELECT pg_backend_pid()")) != session:
-            moved = True
-            raise CommandError("This run's transactions land on different server sessions: the URL is a "
-                               "pooler's (PgBouncer in transaction mode), where the migration lock cannot hold. "
-                               "Migrate over a direct connection. The lock stays on a pooled session until the "
-                               "pooler closes it (server_lifetime).")
+        if not moved and conn.scalar(text("SELECT pg_backend_pid()")) != session:
+            moved = True  # once: the failure report's own queries may land anywhere
+            raise CommandError(f"This run's transactions land on different server sessions: the URL is a "
+                               f"pooler's (PgBouncer in transaction mode), where the migration lock cannot hold. "
+                               f"Migrate over a direct connection. The lock stays on the pooled session (pid "
+                               f"{session}) until the pooler closes it, or: SELECT pg_terminate_backend({session}) "
+                               f"over a direct connection.")
 
     event.listen(connection, "begin", on_the_locked_session)
     try:
@@ -180,9 +182,11 @@ def saying_where_it_stopped(connection: Connection):
     try:
         yield
     except (Exception, KeyboardInterrupt) as exc:  # Ctrl+C is not an Exception
-        if connection.invalidated:  # Ctrl+C in a statement: SQLAlchemy dropped the session (no query now)
-            exc.add_note("The session was dropped in the middle of a statement: the server rolls that revision "
-                         "back when the statement ends; the revisions before it stay committed (alembic current).")
+        if connection.invalidated:  # Ctrl+C during a statement: SQLAlchemy dropped the session (no query now)
+            exc.add_note("Ctrl+C took effect as a statement returned (psycopg2 waits for it), and the session was "
+                         "dropped: that revision's transaction is rolled back, but what it ran in an "
+                         "autocommit_block() is committed (an interrupted CREATE INDEX CONCURRENTLY leaves an "
+                         "INVALID index); the revisions before it stay committed (alembic current).")
             raise
         connection.rollback()
         now = migration.get_current_heads()
