@@ -5,7 +5,8 @@
 
 Starts a classroom server of its own in /tmp/bench-progress (never the instructor's), makes
 N learners with ``classroom setup``, brings learner i to phase i mod 5 with the lab's own
-``goto`` over their own URL, and keeps one idle connection open per learner (a kernel's).
+``goto`` over their own URL, has learner i note a verdict for their first i exercises (what
+their kernels write, ``verdicts.record``), and keeps one idle connection open per learner (a kernel's).
 Then it times ``progress.snapshot()`` (what the page and the command run) in this process,
 and the whole command ``python -m lab_helpers classroom progress`` (interpreter start and
 imports included). Prints a markdown table and whether the goal held; the server and its
@@ -42,13 +43,15 @@ def populate(names: list[str]) -> list:
     import psycopg2
 
     from labkit import database, phases
-    from labkit.classroom import learners
+    from labkit.classroom import learners, verdicts
 
-    held = []
+    held, checks = [], verdicts.catalogue()
     for i, name in enumerate(names):
         url = learners.learner_url(name)
         phases.goto(i % 5, database.parse_database_url(url), clear_workspace=True)
         database.engine(database.parse_database_url(url)).dispose()
+        for k, check in enumerate(checks[:i]):
+            assert verdicts.record(check.label, verdicts.SOLVED if k % 2 else verdicts.NOT_YET, url)
         held.append(psycopg2.connect(url, application_name="lab: notebook"))
     return held
 
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         lab(env, "setup", "--users", ",".join(names))
         log(f"setup done; moving {len(names)} learners to their phases")
         held = populate(names)
-        from labkit.classroom import progress
+        from labkit.classroom import progress, verdicts
 
         progress.snapshot()  # warm: imports, the first connections
         inner = []
@@ -79,12 +82,13 @@ def main(argv: list[str] | None = None) -> int:
             seen = progress.snapshot()
             inner.append(time.perf_counter() - t)
         assert [s.phase for s in seen] == [i % 5 for i in range(len(names))], seen
+        assert [len(s.exercises) for s in seen] == [min(i, len(verdicts.catalogue())) for i in range(len(names))]
         outer = []
         for _ in range(3):
             t = time.perf_counter()
             lines = lab(env, "progress").splitlines()
             outer.append(time.perf_counter() - t)
-        assert len(lines) == len(names) + 1, lines
+        assert len(lines) == 2 * (len(names) + 1) + 3, lines  # the room, a blank line, the exercise grid
         for conn in held:
             conn.close()
     finally:

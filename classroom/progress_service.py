@@ -5,7 +5,9 @@ JupyterHub starts this as a managed service (``classroom/jupyterhub_config.py``)
 as a table, stuck learners first, that reloads itself every ``CLASSROOM_PROGRESS_REFRESH``
 seconds (default 10; a meta refresh, no script), with the same rows as CSV at
 ``progress.csv``. ``?pace=N`` sets the phase the room should be at (default: its median).
-Each row's "bring back" link opens ``goto?learner=NAME``: a page (no reload) that asks which
+Under it, each learner's exercises (``#exercises``: ✓ solved, ✗ not yet, · not tried, from
+their own self-checks, ``labkit.classroom.verdicts``) and, per exercise, how many of the room
+have done it. Each row's "bring back" link opens ``goto?learner=NAME``: a page (no reload) that asks which
 phase and for confirmation; its POST runs ``classroom goto`` for that learner alone
 (``labkit.classroom.progress_goto``), logged with the admin's hub name and the time.
 
@@ -42,6 +44,8 @@ body { font: 14px system-ui, sans-serif; margin: 1.5em; }
 table { border-collapse: collapse; } th, td { padding: .3em .6em; border-bottom: 1px solid #ddd; text-align: left; }
 td.num { text-align: right; } tr.waiting, tr.idle-in-transaction, tr.names-lost, tr.unreadable { background: #fdd; }
 tr.behind { background: #ffe9b3; } .small { color: #555; font-size: 12px; }
+#exercises td, #exercises th { text-align: center; padding: .2em .35em; } td.solved { background: #dfd; }
+td.not-yet { background: #fdd; }
 """
 COLUMNS = ["learner", "status", "phase", "users", "names", "last migration (UTC)", "connections", "locks", ""]
 
@@ -79,7 +83,30 @@ class PageHandler(RoomHandler):
 below phase {pace if pace is not None else '-'} (the room's median, or <code>?pace=N</code>).
 <a href="progress.csv{query}" download>Download CSV</a></p>
 <table id="room"><thead><tr>{"".join(f"<th>{c}</th>" for c in COLUMNS)}</tr></thead>
-<tbody>{body}</tbody></table>{_log()}</body></html>""")
+<tbody>{body}</tbody></table>{_exercises(room)}{_log()}</body></html>""")
+
+
+MARK_CLASS = {"✓": "solved", "✗": "not-yet", progress_report.NOT_TRIED: "not-tried"}
+
+
+def _exercises(room: list[progress_report.Row]) -> str:
+    """The exercise grid: a learner per row, an exercise per column, and the room's count under each."""
+    if not room:
+        return ""
+    heads = "".join(f'<th title="{html.escape(title)}">{label}</th>'
+                    for label, title, _, _ in progress_report.room_counts(room))
+    body = "".join(
+        f'<tr data-of="{html.escape(r.learner.name)}"><th>{html.escape(r.learner.name)}</th>'
+        + "".join(f'<td class="{MARK_CLASS[m]}" data-exercise="{label}">{m}</td>'
+                  for label, m in zip(progress_report.labels(), progress_report.exercise_marks(r.learner), strict=True))
+        + "</tr>" for r in room)
+    counts = "".join(f'<td data-exercise="{label}" title="{done} of {len(room)} have done {html.escape(title)}'
+                     f' ({tried} tried)">{done}/{len(room)}</td>'
+                     for label, title, done, tried in progress_report.room_counts(room))
+    return (f'<h2>Exercises</h2><p class="small">✓ solved, ✗ not yet, · not tried: what each learner\'s last '
+            f'self-check run said. Column 3.2 is notebook 3\'s exercise 2.</p><table id="exercises"><thead><tr>'
+            f'<th>learner</th>{heads}</tr></thead><tbody>{body}</tbody><tfoot><tr id="done"><th>done</th>{counts}'
+            f'</tr></tfoot></table>')
 
 
 def _log() -> str:

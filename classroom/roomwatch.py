@@ -15,7 +15,7 @@ import time
 import urllib.request
 
 PAGE = "/services/classroom-progress/progress.csv"
-KEEP = ("learner", "status", "phase", "revision", "busy", "connections")
+KEEP = ("learner", "status", "phase", "revision", "busy", "connections", "exercises_solved", "exercises_tried")
 
 
 class RoomWatch:

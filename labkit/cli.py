@@ -140,12 +140,12 @@ def classroom_url(args) -> int:
 
 
 def classroom_progress(args) -> int:
-    """Print where every learner is (or CSV): status, phase, rows, names kept, last migration, locks."""
+    """Print where every learner is (or CSV): status, phase, rows, names kept, last migration, locks, exercises."""
     from .classroom import progress, progress_report
 
     room = progress_report.rows(progress.snapshot(), args.pace)
-    print(progress_report.csv_text(room) if args.csv else "\n".join(progress_report.lines(room)),
-          end="" if args.csv else "\n")
+    text = "\n".join([*progress_report.lines(room), "", *progress_report.exercise_lines(room)])
+    print(progress_report.csv_text(room) if args.csv else text, end="" if args.csv else "\n")
     return 0
 
 

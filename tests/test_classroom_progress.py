@@ -23,6 +23,7 @@ import pytest
 
 from support.classroom import classroom
 from support.helpers import lab, text_of
+from support.kernels import first_exercise, learner_kernel, run_cells
 
 NAMES = ["alice", "bob", "carol", "dave"]
 
@@ -71,7 +72,9 @@ def test_progress_prints_one_line_per_learner_stuck_first(room):
     """The instructor's view: names lost first, then those behind the room, then those on pace."""
     done = lab("classroom", "progress", timeout=120, **room["env"])
     assert done.returncode == 0, text_of(done)
-    header, *lines = done.stdout.splitlines()
+    table, grid = done.stdout.split("\n\n", 1)
+    header, *lines = table.splitlines()
+    assert grid.startswith("Exercises")
     assert "phase" in header
     assert "last migration" in header
     assert "locks" in header
@@ -174,3 +177,30 @@ def test_progress_changes_nothing(room):
     with contextlib.closing(admin) as conn, conn.cursor() as cur:
         with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):
             cur.execute("CREATE TABLE scratch_progress (id int)")
+
+
+def test_a_learners_self_checks_reach_the_room(room, tmp_path):
+    """Dave's kernel, from the hub's kernel spec, runs notebook 1's first exercise as given, then solved:
+    the room reads ✗, then ✓; his cell shows the same words as ever; bob, who ran nothing, reads not tried;
+    an edited self-check and any other cell are not noted."""
+    given, check, solution = first_exercise()
+
+    def marks():
+        rows = {r["learner"]: r for r in progress_csv(room["env"])}
+        return {name: (rows[name]["exercise_1.1"], rows[name]["exercises_solved"], rows[name]["exercises_tried"])
+                for name in ("dave", "bob")}
+    with learner_kernel(url_of(room["env"], "dave"), "dave", tmp_path) as kc:
+        said = run_cells(kc, given, check.replace("✓ Right", "✓ Right!"), "print('✓ not a self-check')")
+        assert "✓ not a self-check" in said
+        assert marks() == {"dave": ("", "0", "0"), "bob": ("", "0", "0")}  # nothing noted yet
+        said = run_cells(kc, given, check)
+        assert said.startswith("✗ Not yet: 6 of 6 to rethink"), said  # what the notebook shows, unchanged
+        assert marks() == {"dave": ("✗", "0", "1"), "bob": ("", "0", "0")}
+        said = run_cells(kc, solution, check)
+        assert said.startswith("✓ Right"), said
+        assert marks() == {"dave": ("✓", "1", "1"), "bob": ("", "0", "0")}
+    done = lab("classroom", "progress", timeout=120, **room["env"])
+    grid = done.stdout.split("\n\n", 1)[1].splitlines()
+    dave = next(line for line in grid if line.startswith("dave"))
+    assert dave.split()[1:4] == ["✓", "·", "·"], grid
+    assert grid[-1].split()[:2] == ["done", "1/4"], grid

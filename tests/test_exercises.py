@@ -12,6 +12,7 @@ import nbformat
 import pytest
 
 from labkit.authoring import exercises
+from labkit.classroom import verdicts
 
 from support.helpers import REPO, lab
 
@@ -153,6 +154,7 @@ def test_every_committed_self_check_says_not_yet():
         for check in checks:
             assert "Not yet" in exercises.printed(check), (path.name, check.source, check.outputs)
             assert "✓" not in exercises.printed(check), (path.name, check.source, check.outputs)
+            assert verdicts.verdict_of(exercises.printed(check), failed=False) == verdicts.NOT_YET  # the room's read
 
 
 def test_student_copies_of_the_real_notebooks_carry_no_solution(tmp_path):

@@ -27,6 +27,7 @@ from nbclient import NotebookClient
 
 from labkit import paths
 from labkit.authoring import exercises
+from labkit.classroom import verdicts
 
 from support.helpers import REPO
 
@@ -99,6 +100,7 @@ def test_the_solved_copy_runs_to_the_end_and_every_self_check_passes(source, tmp
         said = exercises.printed(solved.cells[ex.check])
         assert any(line.startswith("✓") for line in said.splitlines()), (ex, solved.cells[ex.exercise].source, said)
         assert "Not yet" not in said, (ex, solved.cells[ex.exercise].source, said)
+        assert verdicts.verdict_of(said, failed=False) == verdicts.SOLVED, said  # what the room's page reads
 
 
 @pytest.mark.parametrize("source", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

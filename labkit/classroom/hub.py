@@ -17,10 +17,11 @@ from .. import settings
 from ..authoring import exercises
 from ..errors import LabError
 from ..paths import BESIDE_NOTEBOOKS, closed_on_the_way, closed_to_others, interpreter_places, notebooks
-from . import homes, learners, preflight
+from . import homes, learners, preflight, verdicts
 
 LAB_FILES = [*BESIDE_NOTEBOOKS, "notebooks"]
 HOME_FOLDER = "database-evolution"
+JUPYTER_DIR = "jupyter"  # in the staging folder: the kernel spec that notes self-checks' verdicts
 
 
 def stage_lab(repo: Path, stage: Path) -> Path:
@@ -43,6 +44,7 @@ def stage_lab(repo: Path, stage: Path) -> Path:
             shutil.copytree(src, stage / name, ignore=ignore)
         else:
             shutil.copy2(src, stage / name)
+    verdicts.write_kernelspec(stage / JUPYTER_DIR)
     for path in [stage, *stage.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     return stage
@@ -101,6 +103,7 @@ def learner_environment(name: str, stage: Path, home: Path) -> dict[str, str]:
         "LAB_DATA_DIR": str(home / ".lab"),
         "LAB_WORKSPACE": str(home / "workspace"),  # the staged lab is read-only to learners
         "PYTHONPATH": str(stage),
+        "JUPYTER_PATH": str(stage / JUPYTER_DIR),  # its python3 kernel notes each self-check's verdict
         "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
         "PYTHONDONTWRITEBYTECODE": "1",
     }

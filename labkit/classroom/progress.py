@@ -12,6 +12,9 @@ connection read-only (``default_transaction_read_only``), and reads:
   ``track_commit_timestamp = on``, which the classroom server sets; on a server without it,
   or for a row committed before it was on, the time is unknown. Any tool's migration counts
   (a notebook, ``alembic`` on the command line, a reset), since all of them write that row;
+- each exercise's last verdict (✓ or ✗), which the learner's kernel noted in
+  ``lab_progress.exercises`` when its self-check ran (``verdicts``); an exercise with no row
+  has not been tried;
 - the open connections (``pg_stat_activity``), and every lock a session holds on the
   learner's tables or waits for (``pg_locks``, ``pg_blocking_pids``).
 
@@ -30,6 +33,8 @@ import psycopg2
 from ..phases import REVISIONS, SAMPLE_USERS
 from ..sessions import WRITER_LOCK
 from .server import admin_url, read_secrets
+from .verdicts import READ as READ_VERDICTS
+from .verdicts import TABLE as VERDICTS
 
 APPLICATION = "classroom progress"  # our own sessions, left out of the learners' counts
 OPTIONS = ("-c default_transaction_read_only=on -c lock_timeout=100ms -c statement_timeout=5s "
@@ -83,6 +88,7 @@ class Learner:
     idle_seconds: int = 0  # the longest a session holding a lock has sat idle in its transaction
     holds: list[str] = field(default_factory=list)
     waits: list[str] = field(default_factory=list)
+    exercises: dict[str, str] = field(default_factory=dict)  # "3.2": "✓" or "✗", from their self-checks
     busy: list[str] = field(default_factory=list)  # what could not be read within lock_timeout
     problem: str | None = None  # why the database could not be read at all
 
@@ -117,6 +123,7 @@ def read_learner(name: str, params: dict) -> Learner:
         with conn.cursor() as cur:
             _read_versions(cur, seen)
             _read_users(cur, seen)
+            _read_exercises(cur, seen)
             _read_sessions(cur, seen)
     except psycopg2.Error as exc:
         seen.problem = _first_line(exc)
@@ -177,6 +184,12 @@ def _read_users(cur, seen: Learner) -> None:
     rows = _try(cur, sql, args, what="users", seen=seen)
     if rows:
         seen.users, seen.kept = rows[0]
+
+
+def _read_exercises(cur, seen: Learner) -> None:
+    cur.execute("SELECT to_regclass(%s)", (VERDICTS,))
+    if cur.fetchone()[0] is not None:
+        seen.exercises = dict(_try(cur, READ_VERDICTS, what="exercises", seen=seen) or [])
 
 
 def _read_sessions(cur, seen: Learner) -> None:

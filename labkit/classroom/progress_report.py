@@ -12,6 +12,10 @@ A learner's status is the first of these that applies (the order the room is sor
    given, else the room's median phase (the upper median, so in a room of two, the one at the
    lower phase is behind);
 6. ``ok``.
+
+Each learner's exercises follow, one column per self-check of the series (``3.2`` is notebook
+3's second): ✓ solved, ✗ not yet, · not tried, as their last self-check run said
+(``verdicts``); under them, how many of the room have done each.
 """
 
 from __future__ import annotations
@@ -23,13 +27,15 @@ import statistics
 from dataclasses import dataclass
 
 from .progress import SAMPLE_NAMES, Learner
+from .verdicts import SOLVED, catalogue
 
 WAITING_STUCK = 5  # a migration queued for a second behind a reader is normal; for 5 s, it is stuck
 IDLE_STUCK = 30  # a notebook cell holds its transaction for moments; half a minute idle is a cell left open
 ORDER = ["waiting", "idle in transaction", "names lost", "unreadable", "behind", "ok"]
 CSV_COLUMNS = ["learner", "status", "phase", "revision", "users", "names_kept", "last_migration_utc",
                "last_migration_in", "other_alembic_versions", "connections", "idle_in_transaction",
-               "holds", "waits", "busy", "problem"]
+               "holds", "waits", "busy", "problem", "exercises_solved", "exercises_tried"]
+NOT_TRIED = "·"
 
 
 @dataclass
@@ -106,6 +112,40 @@ def locks_text(s: Learner) -> str:
     return "; ".join(parts) or "-"
 
 
+def labels() -> list[str]:
+    """Return the series' exercises in order: ``1.1``, ``1.2``, ... (notebook, then exercise)."""
+    return [c.label for c in catalogue()]
+
+
+def exercise_marks(s: Learner) -> list[str]:
+    """Return the learner's mark for each exercise, in order: ✓, ✗, or · (not tried)."""
+    return [s.exercises.get(label, NOT_TRIED) for label in labels()]
+
+
+def exercises_text(s: Learner) -> str:
+    """Return the learner's exercises in a few words: '3 ✓, 2 ✗ of 30'."""
+    solved = sum(v == SOLVED for v in s.exercises.values())
+    return f"{solved} ✓, {len(s.exercises) - solved} ✗ of {len(labels())}"
+
+
+def room_counts(room: list[Row]) -> list[tuple[str, str, int, int]]:
+    """Return, per exercise: label, title, how many learners solved it, how many tried it."""
+    return [(c.label, c.title, sum(r.learner.exercises.get(c.label) == SOLVED for r in room),
+             sum(c.label in r.learner.exercises for r in room)) for c in catalogue()]
+
+
+def exercise_lines(room: list[Row]) -> list[str]:
+    """Return the exercise grid for the terminal: a learner per line, then the room's counts."""
+    heads = labels()
+    width = max([4, *(len(h) + 1 for h in heads)])
+    out = [f"Exercises ({SOLVED} solved, ✗ not yet, {NOT_TRIED} not tried):",
+           f"{'learner':<14} " + "".join(f"{h:>{width}}" for h in heads)]
+    for r in room:
+        out.append(f"{r.learner.name:<14} " + "".join(f"{m:>{width}}" for m in exercise_marks(r.learner)))
+    out.append(f"{'done':<14} " + "".join(f"{f'{done}/{len(room)}':>{width}}" for _, _, done, _ in room_counts(room)))
+    return out
+
+
 def lines(room: list[Row]) -> list[str]:
     """Return a header and one line per learner, for the terminal."""
     header = f"{'learner':<14} {'status':<20} {'phase':<40} {'users':>5}  {'names':<16} " \
@@ -125,12 +165,14 @@ def csv_text(room: list[Row]) -> str:
     """Return the room as CSV, one row per learner, in the same order."""
     buf = io.StringIO()
     out = csv.writer(buf)
-    out.writerow(CSV_COLUMNS)
+    out.writerow(CSV_COLUMNS + [f"exercise_{label}" for label in labels()])
     for r in room:
         s = r.learner
         out.writerow([s.name, r.status, "" if s.phase is None else s.phase, s.revision or "",
                       "" if s.users is None else s.users, "" if s.kept is None else s.kept,
                       s.last_migration.isoformat() if s.last_migration else "", s.last_where,
                       "; ".join(s.projects), s.connections, s.idle_in_transaction,
-                      "; ".join(s.holds), "; ".join(s.waits), "; ".join(s.busy), s.problem or ""])
+                      "; ".join(s.holds), "; ".join(s.waits), "; ".join(s.busy), s.problem or "",
+                      sum(v == SOLVED for v in s.exercises.values()), len(s.exercises),
+                      *(m if m != NOT_TRIED else "" for m in exercise_marks(s))])
     return buf.getvalue()

@@ -25,6 +25,7 @@ from urllib.parse import quote
 import pytest
 
 from support.helpers import REPO, lab, text_of
+from support.kernels import first_exercise, learner_kernel, run_cells
 from support.prerequisites import skip_or_fail
 from support.servers import free_port
 
@@ -154,6 +155,43 @@ def test_an_admin_sees_the_learner_who_is_behind_first_live_and_as_csv(progress_
         page.wait_for_function("() => { const r = document.querySelector('tr[data-learner=\"carol\"]');"
                                " return r && r.innerText.includes('phase 4'); }", timeout=60_000)
         assert "behind" not in page.locator('tr[data-learner="carol"]').get_attribute("class")
+    finally:
+        page.close()
+
+
+def learner_url(hub: Hub, name: str) -> str:
+    s = json.loads((Path(hub.env["LAB_CLASSROOM_DIR"]) / "secrets.json").read_text())
+    return f"postgresql://{name}:{quote(s['learners'][name], safe='')}@127.0.0.1:{s['port']}/lab_{name}"
+
+
+def test_an_admin_sees_each_learners_exercises_turn_solved(progress_hub, browser, tmp_path):
+    """Alice runs notebook 1's first exercise as given, and stays ✗; bob solves it in a kernel from the hub's
+    kernel spec, and turns ✓ on the page's next refresh; carol never ran it; the room's count says 1 of 3."""
+    hub = progress_hub
+    given, check, solution = first_exercise()
+    browser.clear_cookies()
+    page = browser.new_page()
+    page.set_default_timeout(120_000)
+    mark = 'document.querySelector(\'#exercises tr[data-of="{}"] td[data-exercise="1.1"]\')'
+    try:
+        log_in(page, hub, ADMIN, [hub.admin, hub.workshop])
+        page.wait_for_selector("#exercises tbody tr")
+        assert page.locator('#exercises td[data-exercise="1.1"].not-tried').count() == 3
+        with learner_kernel(learner_url(hub, "alice"), "alice", tmp_path / "alice") as kc:
+            assert "✗ Not yet" in run_cells(kc, given, check)
+        with learner_kernel(learner_url(hub, "bob"), "bob", tmp_path / "bob") as kc:
+            assert "✗ Not yet" in run_cells(kc, given, check)
+            page.wait_for_function(f"() => {mark.format('bob')}.innerText === '✗'", timeout=60_000)
+            assert "✓ Right" in run_cells(kc, solution, check)
+        # No reload from here either: the page's own refresh brings bob's ✓.
+        page.wait_for_function(f"() => {mark.format('bob')}.innerText === '✓'", timeout=60_000)
+        cells = {name: page.locator(f'#exercises tr[data-of="{name}"] td[data-exercise="1.1"]')
+                 for name in ("alice", "bob", "carol")}
+        assert {name: (c.inner_text(), c.get_attribute("class")) for name, c in cells.items()} == {
+            "alice": ("✗", "not-yet"), "bob": ("✓", "solved"), "carol": ("·", "not-tried")}
+        done = page.locator('#done td[data-exercise="1.1"]')
+        assert done.inner_text() == "1/3"
+        assert done.get_attribute("title") == "1 of 3 have done notebook 1's exercise 1 (2 tried)"
     finally:
         page.close()
 
