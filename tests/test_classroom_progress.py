@@ -204,3 +204,23 @@ def test_a_learners_self_checks_reach_the_room(room, tmp_path):
     dave = next(line for line in grid if line.startswith("dave"))
     assert dave.split()[1:4] == ["✓", "·", "·"], grid
     assert grid[-1].split()[:2] == ["done", "1/4"], grid
+
+
+def test_what_a_learner_writes_into_their_own_table_by_hand_stays_out_of_the_room(room):
+    """Bob owns lab_progress.exercises: he drops its CHECK and writes markup and made-up exercises.
+    The room keeps only known exercises marked ✓ or ✗, so nothing of it reaches the page's HTML or the counts."""
+    from labkit.classroom import verdicts
+
+    assert verdicts.record("2.1", verdicts.SOLVED, url_of(room["env"], "bob"))
+    with contextlib.closing(learner_connection(room["env"], "bob")) as conn, conn.cursor() as cur:
+        cur.execute("ALTER TABLE lab_progress.exercises DROP CONSTRAINT exercises_verdict_check")
+        cur.execute("INSERT INTO lab_progress.exercises (exercise, verdict) VALUES "
+                    "('2.2', '<script>alert(1)</script>'), ('99.1', '✓'), ('<b>1.1</b>', '✓')")
+    try:
+        bob = {r["learner"]: r for r in progress_csv(room["env"])}["bob"]
+        assert (bob["exercises_solved"], bob["exercises_tried"], bob["exercise_2.1"], bob["exercise_2.2"]) == (
+            "1", "1", "✓", "")
+        assert "script" not in "".join(bob.values())
+    finally:
+        with contextlib.closing(learner_connection(room["env"], "bob")) as conn, conn.cursor() as cur:
+            cur.execute("DROP SCHEMA lab_progress CASCADE")

@@ -32,9 +32,8 @@ import psycopg2
 
 from ..phases import REVISIONS, SAMPLE_USERS
 from ..sessions import WRITER_LOCK
+from . import verdicts
 from .server import admin_url, read_secrets
-from .verdicts import READ as READ_VERDICTS
-from .verdicts import TABLE as VERDICTS
 
 APPLICATION = "classroom progress"  # our own sessions, left out of the learners' counts
 OPTIONS = ("-c default_transaction_read_only=on -c lock_timeout=100ms -c statement_timeout=5s "
@@ -187,9 +186,12 @@ def _read_users(cur, seen: Learner) -> None:
 
 
 def _read_exercises(cur, seen: Learner) -> None:
-    cur.execute("SELECT to_regclass(%s)", (VERDICTS,))
-    if cur.fetchone()[0] is not None:
-        seen.exercises = dict(_try(cur, READ_VERDICTS, what="exercises", seen=seen) or [])
+    cur.execute("SELECT to_regclass(%s)", (verdicts.TABLE,))
+    if cur.fetchone()[0] is None:
+        return
+    known = {c.label for c in verdicts.catalogue()}  # the learner owns the table: keep only what it may hold
+    rows = _try(cur, verdicts.READ, what="exercises", seen=seen) or []
+    seen.exercises = {label: v for label, v in rows if label in known and v in (verdicts.SOLVED, verdicts.NOT_YET)}
 
 
 def _read_sessions(cur, seen: Learner) -> None:
