@@ -190,6 +190,7 @@ def test_the_hub_hands_each_learner_only_their_own_url(room, monkeypatch, tmp_pa
     env = hub.learner_environment("alice", tmp_path, tmp_path)
     assert env["DATABASE_URL"] == url_of(room, "alice")
     assert env["LAB_STUDENT"] == "alice"
+    assert env["JUPYTER_PATH"] == str(tmp_path / hub.JUPYTER_DIR)  # where stage_lab writes the kernel spec
     text = json.dumps(env)
     bob = secrets_of(room)["learners"]["bob"]
     assert bob not in text

@@ -127,3 +127,20 @@ def remove_user(name: str) -> None:
     own = home.is_dir() and home.stat().st_uid == entry.pw_uid
     subprocess.run(["userdel", *(["--remove"] if own else []), name], capture_output=True)
 
+
+
+def test_a_learners_python3_kernel_is_the_staged_one_that_notes_verdicts(stage, names):
+    """As learner A, with the hub's JUPYTER_PATH, Jupyter finds python3 in the staging folder: this venv's
+    kernel plus --ext labkit.classroom.verdicts, which A can import from the staged lab."""
+    import json
+
+    a = names[0]
+    home = hub.lay_out_home(a, stage)
+    env = f"JUPYTER_PATH={stage / hub.JUPYTER_DIR} PYTHONPATH={stage}"
+    found = as_user(a, f"cd {home}/notebooks && {env} {Path(sys.executable).parent / 'jupyter'} kernelspec list --json"
+                       f" && {env} {sys.executable} -c 'import labkit.classroom.verdicts'")
+    assert found.returncode == 0, found.stderr
+    spec = json.loads(found.stdout)["kernelspecs"]["python3"]
+    assert spec["resource_dir"] == str(stage / hub.JUPYTER_DIR / "kernels" / "python3")
+    assert spec["spec"]["argv"][-1] == "--ext=labkit.classroom.verdicts"
+    assert spec["spec"]["argv"][0] == sys.executable  # the venv's own Python, as the default spec has

@@ -13,6 +13,7 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -185,20 +186,33 @@ def test_a_learners_self_checks_reach_the_room(room, tmp_path):
     an edited self-check and any other cell are not noted."""
     given, check, solution = first_exercise()
 
-    def marks():
-        rows = {r["learner"]: r for r in progress_csv(room["env"])}
-        return {name: (rows[name]["exercise_1.1"], rows[name]["exercises_solved"], rows[name]["exercises_tried"])
-                for name in ("dave", "bob")}
+    def marks(expected=None):
+        """The room's reading of dave and bob; with ``expected``, read again until it says so (the kernel
+        writes each verdict from a thread of its own, once the cell is done)."""
+        for _ in range(30):
+            rows = {r["learner"]: r for r in progress_csv(room["env"])}
+            seen = {name: (rows[name]["exercise_1.1"], rows[name]["exercises_solved"],
+                           rows[name]["exercises_tried"]) for name in ("dave", "bob")}
+            if expected is None or seen == expected:
+                return seen
+            time.sleep(1)
+        return seen
     with learner_kernel(url_of(room["env"], "dave"), "dave", tmp_path) as kc:
         said = run_cells(kc, given, check.replace("✓ Right", "✓ Right!"), "print('✓ not a self-check')")
         assert "✓ not a self-check" in said
         assert marks() == {"dave": ("", "0", "0"), "bob": ("", "0", "0")}  # nothing noted yet
         said = run_cells(kc, given, check)
         assert said.startswith("✗ Not yet: 6 of 6 to rethink"), said  # what the notebook shows, unchanged
-        assert marks() == {"dave": ("✗", "0", "1"), "bob": ("", "0", "0")}
+        tried = {"dave": ("✗", "0", "1"), "bob": ("", "0", "0")}
+        assert marks(tried) == tried
         said = run_cells(kc, solution, check)
         assert said.startswith("✓ Right"), said
-        assert marks() == {"dave": ("✓", "1", "1"), "bob": ("", "0", "0")}
+        solved = {"dave": ("✓", "1", "1"), "bob": ("", "0", "0")}
+        assert marks(solved) == solved
+        said = run_cells(kc, given, check)  # the placeholder again (a restarted kernel, say): a ✓ stays
+        assert said.startswith("✗ Not yet"), said
+        time.sleep(3)
+        assert marks() == solved
     done = lab("classroom", "progress", timeout=120, **room["env"])
     grid = done.stdout.split("\n\n", 1)[1].splitlines()
     dave = next(line for line in grid if line.startswith("dave"))
@@ -224,3 +238,33 @@ def test_what_a_learner_writes_into_their_own_table_by_hand_stays_out_of_the_roo
     finally:
         with contextlib.closing(learner_connection(room["env"], "bob")) as conn, conn.cursor() as cur:
             cur.execute("DROP SCHEMA lab_progress CASCADE")
+
+
+def test_a_learners_view_or_function_never_runs_with_more_than_the_readers_rights(room, tmp_path):
+    """Bob puts views over a function of his in place of lab_progress.exercises and of users: the room's
+    reading skips what is not a plain table, and its role could not run his function's COPY TO PROGRAM."""
+    marker = Path("/tmp") / f"de-progress-{os.getpid()}"
+    pwn = ("CREATE FUNCTION public.pwn() RETURNS SETOF text LANGUAGE plpgsql AS $$ BEGIN "
+           f"COPY (SELECT 1) TO PROGRAM 'touch {marker}'; RETURN NEXT '1.1'; END $$")
+    with contextlib.closing(learner_connection(room["env"], "bob")) as conn, conn.cursor() as cur:
+        cur.execute(pwn)
+        cur.execute("CREATE SCHEMA lab_progress; CREATE VIEW lab_progress.exercises AS "
+                    "SELECT e AS exercise, '✓'::text AS verdict FROM public.pwn() e")
+        cur.execute("ALTER TABLE users RENAME TO users_kept; CREATE VIEW users AS SELECT u.* FROM users_kept u, "
+                    "public.pwn()")
+    try:
+        bob = {r["learner"]: r for r in progress_csv(room["env"])}["bob"]
+        assert not marker.exists()
+        assert (bob["problem"], bob["exercises_tried"], bob["users"]) == ("", "0", "")  # skipped, not run
+        assert bob["phase"] == "2"
+        s = json.loads((Path(room["env"]["LAB_CLASSROOM_DIR"]) / "secrets.json").read_text())
+        reader = psycopg2.connect(host="127.0.0.1", port=s["port"], user="classroom-reader", dbname="lab_bob",
+                                  password=s["reader_password"])
+        with contextlib.closing(reader) as conn, conn.cursor() as cur:
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute("SELECT * FROM public.pwn()")  # what a superuser would have run
+        assert not marker.exists()
+    finally:
+        with contextlib.closing(learner_connection(room["env"], "bob")) as conn, conn.cursor() as cur:
+            cur.execute("DROP SCHEMA lab_progress CASCADE; DROP VIEW users; ALTER TABLE users_kept RENAME TO users;"
+                        "DROP FUNCTION public.pwn()")

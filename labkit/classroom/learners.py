@@ -3,6 +3,9 @@
 ``classroom setup --users alice,bob`` (or ``--count 30``) gives each learner a LOGIN role with a
 random password (no SUPERUSER or CREATEROLE) and a database ``lab_<name>`` owned by it,
 with CONNECT revoked from PUBLIC and pgvector installed (it is not a trusted extension).
+The room's progress reads every learner's database as ``classroom-reader`` (``READER``), a
+LOGIN role with ``pg_read_all_data`` and ``pg_read_all_stats`` and nothing more, granted CONNECT
+on each: a learner owns what the reading touches, so it must not run as a superuser.
 CREATEDB, because notebook 9 compares whole databases (``lab_<name>_nb9_...``); the lab closes each
 one it makes to PUBLIC (``history.project_database``), and teardown drops every database the role owns.
 """
@@ -43,6 +46,23 @@ def learner_url(name: str) -> str:
     return (f"postgresql://{name}:{quote(password, safe='')}@{base.host}:{base.port or 5432}/lab_{name}")
 
 
+READER = "classroom-reader"  # a hyphen: no learner can be named so (settings.STUDENT_NAME)
+
+
+def ensure_reader(conn: sa.Connection, state: dict) -> None:
+    """Create (or repair) the room's read-only role; its password goes into ``state``."""
+    if conn.scalar(sa.text("SELECT current_setting('server_version_num')::int")) < 140000:
+        raise LabError("The classroom needs PostgreSQL 14 or later: the room is read through pg_read_all_data.",
+                       "Use the classroom's own server (python -m lab_helpers classroom server start).")
+    password = state.get("reader_password") or secrets.token_urlsafe(18)
+    exists = conn.scalar(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :n"), {"n": READER})
+    conn.execute(sa.text(f'{"ALTER" if exists else "CREATE"} ROLE "{READER}" LOGIN NOSUPERUSER NOCREATEDB '
+                         "NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD " + _literal(password)))
+    _exec(conn, f'GRANT pg_read_all_data, pg_read_all_stats TO "{READER}"')
+    _exec(conn, f'ALTER ROLE "{READER}" SET default_transaction_read_only = on')
+    state["reader_password"] = password
+
+
 def _exec(conn: sa.Connection, sql: str) -> None:
     conn.exec_driver_sql(sql)
 
@@ -64,6 +84,8 @@ def setup(names: list[str], given: dict | None = None) -> list[str]:
         raise explain(exc, eng.url) from None
     with conn:
         limits.check(conn, chosen)
+        ensure_reader(conn, state)
+        write_secrets(state)
         for name in names:
             password = passwords.get(name) or secrets.token_urlsafe(18)
             exists = conn.scalar(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :n"), {"n": name})
@@ -76,6 +98,7 @@ def setup(names: list[str], given: dict | None = None) -> list[str]:
             _exec(conn, f'ALTER DATABASE "{db}" OWNER TO "{name}"')
             _exec(conn, f'REVOKE ALL ON DATABASE "{db}" FROM PUBLIC')
             _exec(conn, f'GRANT CONNECT, TEMPORARY ON DATABASE "{db}" TO "{name}"')
+            _exec(conn, f'GRANT CONNECT ON DATABASE "{db}" TO "{READER}"')
             with database.engine(eng.url.set(database=db)).connect() as inner:
                 inner.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS vector")
                 inner.commit()

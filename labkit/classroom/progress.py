@@ -1,7 +1,11 @@
-"""Where every learner is: read each learner's database as the room's admin, changing nothing.
+"""Where every learner is: read each learner's database as the room's reader, changing nothing.
 
-``snapshot()`` connects to every ``lab_<name>`` of the room at once (a few threads), each
-connection read-only (``default_transaction_read_only``), and reads:
+``snapshot()`` connects to every ``lab_<name>`` of the room at once (a few threads) as the
+role ``classroom-reader`` (``learners.READER``: ``pg_read_all_data`` and ``pg_read_all_stats``,
+no superuser). Each learner owns their database, so whatever they put there (a view in place
+of a table, an operator, a function) runs with the reader's rights at most, never a
+superuser's; the search path is the catalog alone, and a table is read only when it is a
+plain table. Each connection is read-only (``default_transaction_read_only``). It reads:
 
 - the lab's phase: the revision in ``public.alembic_version`` (phases 1-4), and every other
   ``alembic_version`` table (notebook 5 and later work in schemas of their own);
@@ -30,14 +34,17 @@ from dataclasses import dataclass, field
 
 import psycopg2
 
+from ..errors import LabError
 from ..phases import REVISIONS, SAMPLE_USERS
 from ..sessions import WRITER_LOCK
 from . import verdicts
+from .learners import READER
 from .server import admin_url, read_secrets
 
 APPLICATION = "classroom progress"  # our own sessions, left out of the learners' counts
+# search_path: only the catalog, so no operator or function a learner made in their schemas is picked.
 OPTIONS = ("-c default_transaction_read_only=on -c lock_timeout=100ms -c statement_timeout=5s "
-           "-c idle_in_transaction_session_timeout=10s")
+           "-c idle_in_transaction_session_timeout=10s -c search_path=pg_catalog")
 PHASE_OF = {revision: phase for phase, revision in REVISIONS.items()}
 SAMPLE_NAMES = [name for name, _, _ in SAMPLE_USERS]
 WORKERS = 8
@@ -46,8 +53,8 @@ VERSION_TABLES = """
 SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relname = 'alembic_version' AND c.relkind = 'r' ORDER BY n.nspname = 'public' DESC, 1"""
 USERS_COLUMNS = """
-SELECT attname FROM pg_attribute
-WHERE attrelid = to_regclass('public.users') AND attnum > 0 AND NOT attisdropped"""
+SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+WHERE c.oid = to_regclass('public.users') AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped"""
 SESSIONS = """
 SELECT a.pid, coalesce(nullif(a.application_name, ''), a.usename), coalesce(a.state, ''),
        extract(epoch FROM now() - coalesce(a.state_change, a.backend_start))::int,
@@ -102,7 +109,7 @@ def snapshot(names: list[str] | None = None) -> list[Learner]:
     names = learners() if names is None else names
     if not names:
         return []
-    base = admin_url()
+    base = reader_url()
     params = dict(host=base.host, port=base.port or 5432, user=base.username, password=base.password,
                   application_name=APPLICATION, connect_timeout=5, options=OPTIONS)
     with ThreadPoolExecutor(max_workers=min(WORKERS, len(names))) as pool:
@@ -124,11 +131,20 @@ def read_learner(name: str, params: dict) -> Learner:
             _read_users(cur, seen)
             _read_exercises(cur, seen)
             _read_sessions(cur, seen)
-    except psycopg2.Error as exc:
+    except Exception as exc:  # whatever a learner's database holds, it costs only their own row
         seen.problem = _first_line(exc)
     finally:
         conn.close()
     return seen
+
+
+def reader_url():
+    """Return the URL of the room's reader role (made by ``classroom setup``)."""
+    password = read_secrets().get("reader_password")
+    if not password:
+        raise LabError("This room has no reader role yet: the room is read as classroom-reader, not as the admin.",
+                       "Run python -m lab_helpers classroom setup --users <the room's learners> once more.")
+    return admin_url().set(username=READER, password=password)
 
 
 def _first_line(exc: Exception) -> str:
@@ -186,12 +202,10 @@ def _read_users(cur, seen: Learner) -> None:
 
 
 def _read_exercises(cur, seen: Learner) -> None:
-    cur.execute("SELECT to_regclass(%s)", (verdicts.TABLE,))
-    if cur.fetchone()[0] is None:
-        return
-    known = {c.label for c in verdicts.catalogue()}  # the learner owns the table: keep only what it may hold
-    rows = _try(cur, verdicts.READ, what="exercises", seen=seen) or []
-    seen.exercises = {label: v for label, v in rows if label in known and v in (verdicts.SOLVED, verdicts.NOT_YET)}
+    cur.execute(verdicts.IS_PLAIN)  # the learner owns the table: read it only as a plain table of text
+    if cur.fetchone()[0]:
+        labels = [c.label for c in verdicts.catalogue()]
+        seen.exercises = dict(_try(cur, verdicts.READ, (labels,), what="exercises", seen=seen) or [])
 
 
 def _read_sessions(cur, seen: Learner) -> None:

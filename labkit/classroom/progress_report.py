@@ -122,12 +122,6 @@ def exercise_marks(s: Learner) -> list[str]:
     return [s.exercises.get(label, NOT_TRIED) for label in labels()]
 
 
-def exercises_text(s: Learner) -> str:
-    """Return the learner's exercises in a few words: '3 ✓, 2 ✗ of 30'."""
-    solved = sum(v == SOLVED for v in s.exercises.values())
-    return f"{solved} ✓, {len(s.exercises) - solved} ✗ of {len(labels())}"
-
-
 def room_counts(room: list[Row]) -> list[tuple[str, str, int, int]]:
     """Return, per exercise: label, title, how many learners solved it, how many tried it."""
     return [(c.label, c.title, sum(r.learner.exercises.get(c.label) == SOLVED for r in room),

@@ -6,20 +6,24 @@ How a verdict gets there, in the classroom hub only:
    (``write_kernelspec``) and ``hub.learner_environment`` puts it first on the learner's
    ``JUPYTER_PATH``. It is the venv's own kernel with one more argument: ``--ext`` loads this
    module into every kernel the learner starts, from a folder only root can write.
-2. When a cell runs whose source is one of the series' self-checks (``catalogue``: the
-   notebooks' ``self-check`` cells, labelled ``3.2`` for notebook 3's second exercise; an edited
-   self-check is not one), what it prints is read on its way to the cell's output: a line
-   starting ``✓`` is solved, one starting ``✗`` (or an error in the cell) is not yet.
-3. That verdict is written to ``lab_progress.exercises`` in the learner's own database (their
-   DATABASE_URL and role), one row per exercise, the latest run's, with its time.
+2. When a cell runs that is one of the series' self-checks (``catalogue``: the notebooks'
+   ``self-check`` cells, labelled ``3.2`` for notebook 3's second exercise, found by the cell id
+   JupyterLab sends or else by the exact source), what it prints is read on its way to the
+   cell's output: a line starting ``✓`` is solved, one starting ``✗`` (or an error) is not yet.
+3. That verdict is written, from a thread of its own once the cell is done, to
+   ``lab_progress.exercises`` in the learner's own database (their DATABASE_URL and role): one
+   row per exercise with its time. A ✓ stays: a later ✗ (a restarted kernel, a check re-run
+   after the database moved on) does not undo an exercise once solved.
 
-``progress`` reads that table read-only, as the room's admin, with its 100 ms lock timeout.
+``progress`` reads that table read-only, as the room's reader role, with its 100 ms lock timeout,
+and only when it is a plain table of text columns: the learner owns it.
 
 Why not run each self-check's query from the admin's side: most self-checks compare the
 database with what the learner's kernel holds (a prediction, a function they wrote), which the
 admin can neither see nor should run. So the kernel notes what its self-check said. A learner
 could write a ✓ into their own table by hand: this is a view of the room, not a grade. A verdict
 that cannot be written (no database, a lock) is dropped silently: the notebook never shows it.
+Standard library only at import (psycopg2 on the first verdict): every kernel of the room loads it.
 """
 
 from __future__ import annotations
@@ -27,33 +31,40 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
+import threading
 from functools import cache
 from pathlib import Path
 from typing import NamedTuple
 
-from ..paths import NOTEBOOKS, notebooks
-
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"  # labkit.paths' own, without its imports
 SCHEMA, TABLE = "lab_progress", "lab_progress.exercises"
 SOLVED, NOT_YET = "✓", "✗"
 EXTENSION = __name__  # what the kernel spec's --ext loads
-READ = f"SELECT exercise, verdict FROM {TABLE}"
+# The room's read: only a plain table whose two columns are text (progress checks that first).
+READ = f"SELECT exercise, verdict FROM {TABLE} WHERE exercise = ANY(%s) AND verdict IN ('{SOLVED}', '{NOT_YET}')"
+IS_PLAIN = f"""SELECT count(*) = 2 FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+    WHERE c.oid = to_regclass('{TABLE}') AND c.relkind = 'r' AND a.attname IN ('exercise', 'verdict')
+      AND a.atttypid = 'pg_catalog.text'::pg_catalog.regtype AND NOT a.attisdropped"""
 WRITE = [
     f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
     f"""CREATE TABLE IF NOT EXISTS {TABLE} (
         exercise text PRIMARY KEY, verdict text NOT NULL CHECK (verdict IN ('{SOLVED}', '{NOT_YET}')),
         checked_at timestamptz NOT NULL DEFAULT now())""",
-    f"""INSERT INTO {TABLE} (exercise, verdict) VALUES (%s, %s)
-        ON CONFLICT (exercise) DO UPDATE SET verdict = EXCLUDED.verdict, checked_at = now()""",
+    f"""INSERT INTO {TABLE} AS e (exercise, verdict) VALUES (%s, %s)
+        ON CONFLICT (exercise) DO UPDATE SET verdict = EXCLUDED.verdict, checked_at = now()
+        WHERE e.verdict <> '{SOLVED}'""",
 ]
 log = logging.getLogger(__name__)
 
 
 class Check(NamedTuple):
-    """One self-check cell: its label (``3.2``), the words for the room, and its source."""
+    """One self-check cell: its label (``3.2``), the words for the room, its cell id and source."""
 
     label: str
     title: str
+    cell_id: str
     source: str
 
 
@@ -65,13 +76,14 @@ def _key(source: str) -> str:
 def catalogue(folder: Path = NOTEBOOKS) -> tuple[Check, ...]:
     """Return every self-check of the numbered notebooks in ``folder``, in the series' order."""
     found = []
-    for path in notebooks(folder):
+    for path in sorted(Path(folder).glob("[0-9]*.ipynb")):
         number = int(path.name[:2])
         cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
         checks = [c for c in cells if "self-check" in c.get("metadata", {}).get("tags", [])]
         for i, cell in enumerate(checks, 1):
             source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-            found.append(Check(f"{number}.{i}", f"notebook {number}'s exercise {i}", _key(source)))
+            found.append(Check(f"{number}.{i}", f"notebook {number}'s exercise {i}", cell.get("id", ""),
+                               _key(source)))
     return tuple(found)
 
 
@@ -88,7 +100,7 @@ def record(label: str, verdict: str, url: str | None = None) -> bool:
     url = url or os.environ.get("DATABASE_URL")
     if not url:
         return False
-    import psycopg2  # only once a self-check ran: a kernel's start stays as light as before
+    import psycopg2  # only once a self-check ran: a kernel's start stays light
 
     dsn = url.replace("postgresql+psycopg2://", "postgresql://", 1)
     conn = None
@@ -101,7 +113,7 @@ def record(label: str, verdict: str, url: str | None = None) -> bool:
             cur.execute(WRITE[-1], (label, verdict))
         return True
     except psycopg2.Error as exc:  # a verdict is a courtesy to the instructor: never the learner's problem
-        log.debug("exercise %s: verdict not written: %s", label, exc)
+        log.debug("exercise %s: verdict not written: %s", label, str(exc).strip().splitlines()[0])
         return False
     finally:
         if conn is not None:
@@ -127,11 +139,12 @@ class Watcher:
 
     def __init__(self, checks=None):
         self.checks = catalogue() if checks is None else checks
+        self.by_id = {c.cell_id: c for c in self.checks if c.cell_id}
         self.by_source = {c.source: c for c in self.checks}
         self.current: tuple[Check, _Tee] | None = None
 
     def pre_run_cell(self, info) -> None:
-        check = self.by_source.get(_key(info.raw_cell or ""))
+        check = self.by_id.get(getattr(info, "cell_id", None) or "") or self.by_source.get(_key(info.raw_cell or ""))
         if check is not None:
             self.current = (check, _Tee(sys.stdout))
             sys.stdout = self.current[1]
@@ -143,10 +156,11 @@ class Watcher:
         self.current = None
         if sys.stdout is tee:
             sys.stdout = tee.stream
-        failed = result.error_in_exec is not None or result.error_before_exec is not None
+        failed = result is None or result.error_in_exec is not None or result.error_before_exec is not None
         verdict = verdict_of("".join(tee.parts), failed)
-        if verdict is not None:
-            record(check.label, verdict)
+        if verdict is not None:  # written beside the kernel: the learner's next cell never waits for it; not a
+            # daemon, so a kernel shut down right after the check still writes it before it exits
+            threading.Thread(target=record, args=(check.label, verdict), name="lab exercises").start()
 
 
 def load_ipython_extension(ipython) -> None:
@@ -157,11 +171,13 @@ def load_ipython_extension(ipython) -> None:
 
 
 def write_kernelspec(jupyter_dir: Path) -> Path:
-    """Write the classroom's ``python3`` kernel spec under ``jupyter_dir/kernels``; return its folder."""
+    """Write the classroom's ``python3`` kernel spec under ``jupyter_dir/kernels``; return its folder.
+
+    ipykernel's own (this Python, its logos, its metadata) with one more argument: ``--ext``.
+    """
+    from ipykernel.kernelspec import write_kernel_spec
+
     folder = Path(jupyter_dir) / "kernels" / "python3"
-    folder.mkdir(parents=True, exist_ok=True)
-    spec = {"argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}", f"--ext={EXTENSION}"],
-            "display_name": "Python 3 (ipykernel)", "language": "python",
-            "metadata": {"debugger": True}, "kernel_protocol_version": "5.5"}
-    (folder / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
-    return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    return Path(write_kernel_spec(folder, extra_arguments=[f"--ext={EXTENSION}"]))
