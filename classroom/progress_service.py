@@ -36,7 +36,7 @@ from tornado.ioloop import IOLoop
 from tornado.web import Application, HTTPError, RequestHandler, authenticated
 
 from labkit import settings
-from labkit.classroom import progress, progress_goto, progress_report
+from labkit.classroom import progress, progress_goto, progress_report, verdicts
 from labkit.errors import LabError
 
 STYLE = """
@@ -86,26 +86,25 @@ below phase {pace if pace is not None else '-'} (the room's median, or <code>?pa
 <tbody>{body}</tbody></table>{_exercises(room)}{_log()}</body></html>""")
 
 
-MARK_CLASS = {"✓": "solved", "✗": "not-yet", progress_report.NOT_TRIED: "not-tried"}
+MARK_CLASS = {verdicts.SOLVED: "solved", verdicts.NOT_YET: "not-yet", progress_report.NOT_TRIED: "not-tried"}
 
 
 def _exercises(room: list[progress_report.Row]) -> str:
     """The exercise grid: a learner per row, an exercise per column, and the room's count under each."""
     if not room:
         return ""
-    heads = "".join(f'<th title="{html.escape(title)}">{label}</th>'
-                    for label, title, _, _ in progress_report.room_counts(room))
+    counts = progress_report.room_counts(room)  # label, title, done, tried: the head and the foot
+    heads = "".join(f'<th title="{html.escape(title)}">{label}</th>' for label, title, _, _ in counts)
     body = "".join(
         f'<tr data-of="{html.escape(r.learner.name)}"><th>{html.escape(r.learner.name)}</th>'
         + "".join(f'<td class="{MARK_CLASS[m]}" data-exercise="{label}">{m}</td>'
                   for label, m in zip(progress_report.labels(), progress_report.exercise_marks(r.learner), strict=True))
         + "</tr>" for r in room)
-    counts = "".join(f'<td data-exercise="{label}" title="{done} of {len(room)} have done {html.escape(title)}'
-                     f' ({tried} tried)">{done}/{len(room)}</td>'
-                     for label, title, done, tried in progress_report.room_counts(room))
+    foot = "".join(f'<td data-exercise="{label}" title="{done} of {len(room)} have done {html.escape(title)}'
+                   f' ({tried} tried)">{done}/{len(room)}</td>' for label, title, done, tried in counts)
     return (f'<h2>Exercises</h2><p class="small">✓ solved, ✗ not yet, · not tried: what each learner\'s last '
             f'self-check run said. Column 3.2 is notebook 3\'s exercise 2.</p><table id="exercises"><thead><tr>'
-            f'<th>learner</th>{heads}</tr></thead><tbody>{body}</tbody><tfoot><tr id="done"><th>done</th>{counts}'
+            f'<th>learner</th>{heads}</tr></thead><tbody>{body}</tbody><tfoot><tr id="done"><th>done</th>{foot}'
             f'</tr></tfoot></table>')
 
 
