@@ -88,9 +88,9 @@ def test_database_url() -> str:
                     "a database of their own, or a search path with their schema first and no other history.",
                     returncode=2)
     if not re.search(r"(^|[^a-z])tests?([^a-z]|$)", f"{database} {schema}".lower()):  # a URL pasted by mistake
-        pytest.exit(f"{TESTING} leads to database {database!r}, schema {schema!r}: neither name says 'test'.\n"
-                    "These tests empty it, so give your test database (or schema) 'test' as a word of its name\n"
-                    "(my_project_test; not 'latest').",
+        pytest.exit(f"{TESTING} leads to database {database!r}, schema {schema!r}: neither name has 'test'\n"
+                    "or 'tests' as a word of its own (between _, -, digits or the ends). These tests empty it, so\n"
+                    "name your test database (or schema) that way: my_project_test, not testdb or 'latest'.",
                     returncode=2)
     return test_url
 
@@ -99,8 +99,10 @@ def test_database_url() -> str:
 def alembic_engine(test_database_url):
     """The test schema emptied of its views, tables, and the functions and enum types nothing else uses.
 
-    Not emptied: sequences of their own, domains, other types, extensions, and a function another
-    leftover function still uses. If one of those stops an upgrade, drop and recreate the test database.
+    Not emptied: sequences of their own, foreign tables, domains, types other than enums, extensions,
+    operators, casts, collations, text search objects, and any function or enum type still used by
+    something that stays (a KEEP table, a domain, an aggregate, another leftover function). If one
+    of those stops an upgrade, drop and recreate the test database.
     """
     engine = sa.create_engine(test_database_url)
     with engine.begin() as conn:

@@ -294,7 +294,7 @@ def test_pytest_alembic_passes_on_the_test_database_and_leaves_the_working_one_a
     # another database whose name does not say 'test' (a staging URL pasted by mistake): refused
     code, out = project.run("pytest -q", MY_PROJECT_TEST_DATABASE_URL=project.url("postgres"))
     assert code == 2, out
-    assert "leads to database 'postgres', schema 'public': neither name says 'test'" in out, out
+    assert "leads to database 'postgres', schema 'public': neither name has 'test'" in out, out
     # a test schema of the working database with public after it on the search path: Alembic would
     # find public's alembic_version, so it is refused, and nothing changes
     for database in ("my_project", "my_project_test"):
@@ -377,7 +377,9 @@ def test_a_revision_that_fails_half_way_says_which_revisions_were_committed(proj
     assert "DivisionByZero" in out, out
     assert out.rstrip().endswith("Each revision commits on its own: the database is now at 0003 "
                                  "(this run started at base). If the failing revision has an "
-                                 "autocommit_block(), what it ran before and in the block is committed."), out[-2000:]
+                                 "autocommit_block(), what it ran before and in the block is committed; a "
+                                 "CREATE INDEX CONCURRENTLY that failed leaves an INVALID index: DROP INDEX "
+                                 "CONCURRENTLY it before running again."), out[-2000:]
     assert project.query("SELECT version_num FROM alembic_version") == [("0003",)]
     assert project.query("SELECT count(*) FROM information_schema.columns WHERE column_name = 'email'") == [(0,)]
     assert project.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
@@ -415,6 +417,43 @@ def test_ctrl_c_says_which_revisions_were_committed(project, pause, running, not
     assert project.query("SELECT version_num FROM alembic_version") == [("0001",)]
 
 
+def test_ctrl_c_while_waiting_for_the_lock_says_nothing_was_changed(project):
+    """A second replica waiting for the migration lock stops at once on Ctrl+C: one line, no traceback."""
+    first = project.start("alembic upgrade head", PAUSE_0002="8")
+    deadline = time.monotonic() + 60
+    while project.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") != [(1,)]:
+        assert time.monotonic() < deadline, "the first run never took the lock"
+        time.sleep(0.2)
+    second = project.start("exec alembic upgrade head")
+    assert "Waiting for another migration" in second.stderr.readline()
+    second.send_signal(signal.SIGINT)
+    out = second.communicate(timeout=60)[1]
+    assert second.returncode == 1, out
+    assert out.strip() == "Stopped while waiting for the migration lock. Nothing was changed.", out
+    assert first.wait(timeout=120) == 0, first.communicate()
+    assert project.query("SELECT version_num FROM alembic_version") == [("0003",)]
+
+
+def test_a_failed_concurrent_index_is_left_invalid_as_the_message_says(project):
+    """CREATE INDEX CONCURRENTLY that fails (here on duplicates) leaves an INVALID index behind."""
+    project.run("alembic upgrade head")
+    project.add_revision("0004", "0003", "a unique index on duplicates", '''
+def upgrade():
+    op.execute("INSERT INTO users (name) VALUES ('ann'), ('bob')")
+    with op.get_context().autocommit_block():
+        op.create_index(op.f("uq_users_level"), "users", ["level"], unique=True, postgresql_concurrently=True)
+
+
+def downgrade():
+    pass
+''')
+    code, out = project.run("alembic upgrade head")
+    assert code != 0, out
+    assert "UniqueViolation" in out, out[-2000:]
+    assert "a CREATE INDEX CONCURRENTLY that failed leaves an INVALID index" in out, out[-2000:]
+    assert project.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'uq_users_level'::regclass") == [(False,)]
+
+
 def test_a_transaction_pooler_is_refused_before_any_revision_runs(project):
     """Behind PgBouncer in transaction mode the session lock cannot hold: the run stops before 0001."""
     with pooler.pgbouncer(project.server.port, ROLE, PASSWORD) as port:
@@ -423,6 +462,8 @@ def test_a_transaction_pooler_is_refused_before_any_revision_runs(project):
         code, out = project.run("alembic upgrade head", MY_PROJECT_DATABASE_URL=pooled)
         assert code != 0, out
         assert "land on different server sessions" in out, out[-2000:]
+        assert "which is not supported" in out, out[-2000:]
+        assert "would abort their transactions too" in out, out[-2000:]
         assert "Running upgrade" not in out, out
         assert project.query("SELECT to_regclass('users') IS NULL") == [(True,)]
         # as the message says, the lock stays on the pooled session that took it

@@ -13,8 +13,8 @@ What it adds to Alembic's template (the project's README.md explains each):
   ``statement_timeout`` set in each revision's transaction (``SET LOCAL``), in ``--sql`` output too;
 - one migration at a time per database: a session-level advisory lock, held across the whole
   run and released at the end, waited for without holding a snapshot (every online command
-  takes it, ``alembic current`` included; over a direct connection, not a transaction-pooling
-  PgBouncer, which hands each transaction another server session);
+  takes it, ``alembic current`` included). Over a direct connection only: a URL through a
+  transaction-pooling PgBouncer is not supported, since its server sessions are shared);
 - autogenerate settings: ``include_name``, ``compare_server_default``, pgvector's types.
 """
 import contextlib
@@ -93,9 +93,11 @@ def migration_lock(connection: Connection):
 
     It waits with pg_try_advisory_lock, committing between tries, so a waiting replica holds
     no snapshot (a waiting pg_advisory_lock would, and deadlock a CREATE INDEX CONCURRENTLY).
-    Every later transaction of the run first checks it is on the session that holds the lock, which
-    catches a pooler that moves a transaction (one that hands back the same session goes unseen).
-    Inside a transaction the caller began, it takes the transaction-level lock instead.
+    Every later transaction of the run first checks it is on the session that holds the lock. That
+    is a hint, not a guard: a transaction pooler that hands back the same session goes unseen, and
+    it lends that session, lock and all, to other clients (a second migrator landing on it gets the
+    lock too). A pooled URL is not supported. Inside a transaction the caller began, it takes the
+    transaction-level lock instead.
     """
     if not LOCK_KEY:
         yield
@@ -105,18 +107,21 @@ def migration_lock(connection: Connection):
         yield
         return
     deadline, told = time.monotonic() + LOCK_WAIT, False
-    while True:
-        locked, session = connection.execute(text("SELECT pg_try_advisory_lock(:k), pg_backend_pid()"),
-                                             {"k": LOCK_KEY}).one()
-        connection.commit()  # no transaction, no snapshot, while waiting
-        if locked:
-            break
-        if time.monotonic() > deadline:
-            sys.exit(f"Another migration held the lock for over {LOCK_WAIT:.0f} s. Nothing was changed.")
-        if not told:
-            print("Waiting for another migration of this database to finish ...", file=sys.stderr)
-            told = True
-        time.sleep(0.5)
+    try:
+        while True:
+            locked, session = connection.execute(text("SELECT pg_try_advisory_lock(:k), pg_backend_pid()"),
+                                                 {"k": LOCK_KEY}).one()
+            connection.commit()  # no transaction, no snapshot, while waiting
+            if locked:
+                break
+            if time.monotonic() > deadline:
+                sys.exit(f"Another migration held the lock for over {LOCK_WAIT:.0f} s. Nothing was changed.")
+            if not told:
+                print("Waiting for another migration of this database to finish ...", file=sys.stderr)
+                told = True
+            time.sleep(0.5)
+    except KeyboardInterrupt:  # a lock taken as Ctrl+C landed ends with the session, which closes
+        sys.exit("Stopped while waiting for the migration lock. Nothing was changed.")
 
     moved = False  # set when a transaction lands on another session: the lock is not ours to release
 
@@ -125,10 +130,12 @@ def migration_lock(connection: Connection):
         if not moved and conn.scalar(text("SELECT pg_backend_pid()")) != session:
             moved = True  # once: the failure report's own queries may land anywhere
             raise CommandError(f"This run's transactions land on different server sessions: the URL is a "
-                               f"pooler's (PgBouncer in transaction mode), where the migration lock cannot hold. "
-                               f"Migrate over a direct connection. The lock stays on the pooled session (pid "
-                               f"{session}) until the pooler closes it, or: SELECT pg_terminate_backend({session}) "
-                               f"over a direct connection.")
+                               f"pooler's (PgBouncer in transaction mode), which is not supported: the migration "
+                               f"lock cannot hold there. Migrate over a direct connection. The lock stays on server "
+                               f"session {session} until the pooler closes that connection, and meanwhile the "
+                               f"pooler lends it to other clients: ending it (pg_terminate_backend) would abort "
+                               f"their transactions too. Wait, or look first over a direct connection: "
+                               f"SELECT * FROM pg_stat_activity WHERE pid = {session}.")
 
     event.listen(connection, "begin", on_the_locked_session)
     try:
@@ -184,9 +191,10 @@ def saying_where_it_stopped(connection: Connection):
     except (Exception, KeyboardInterrupt) as exc:  # Ctrl+C is not an Exception
         if connection.invalidated:  # Ctrl+C during a statement: SQLAlchemy dropped the session (no query now)
             exc.add_note("Ctrl+C took effect as a statement returned (psycopg2 waits for it), and the session was "
-                         "dropped: that revision's transaction is rolled back, but what it ran in an "
-                         "autocommit_block() is committed (an interrupted CREATE INDEX CONCURRENTLY leaves an "
-                         "INVALID index); the revisions before it stay committed (alembic current).")
+                         "dropped. That revision's transaction is rolled back, unless the statement was its "
+                         "COMMIT; what it ran in an autocommit_block() is committed, a CREATE INDEX CONCURRENTLY "
+                         "included (it ran to its end). The revisions before it stay committed. Run alembic "
+                         "current to see where the database is.")
             raise
         connection.rollback()
         now = migration.get_current_heads()
@@ -198,7 +206,8 @@ def saying_where_it_stopped(connection: Connection):
             note = (f"Each revision commits on its own: the database is now at {where} "
                     f"(this run started at {', '.join(started) or 'base'}).")
         note += (" If the failing revision has an autocommit_block(), what it ran before and in"
-                 " the block is committed.")
+                 " the block is committed; a CREATE INDEX CONCURRENTLY that failed leaves an INVALID"
+                 " index: DROP INDEX CONCURRENTLY it before running again.")
         if isinstance(exc, CommandError):  # the command line prints only its message
             if now == started:  # a refusal before any change (a guard, alembic check): it says so
                 raise
