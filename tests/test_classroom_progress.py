@@ -268,3 +268,21 @@ def test_a_learners_view_or_function_never_runs_with_more_than_the_readers_right
         with contextlib.closing(learner_connection(room["env"], "bob")) as conn, conn.cursor() as cur:
             cur.execute("DROP SCHEMA lab_progress CASCADE; DROP VIEW users; ALTER TABLE users_kept RENAME TO users;"
                         "DROP FUNCTION public.pwn()")
+
+
+def test_a_learners_row_level_security_policy_is_refused_not_run(room):
+    """A policy on bob's users table would run his function as the reader (pg_read_all_data does not
+    bypass RLS): the reading turns row security off, so PostgreSQL refuses the read instead, for bob alone."""
+    with contextlib.closing(learner_connection(room["env"], "bob")) as conn, conn.cursor() as cur:
+        cur.execute("CREATE FUNCTION public.peek() RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN "
+                    "RAISE EXCEPTION 'ran as %', current_user; END $$")
+        cur.execute("ALTER TABLE users ENABLE ROW LEVEL SECURITY; CREATE POLICY peek ON users USING (public.peek())")
+    try:
+        rows = {r["learner"]: r for r in progress_csv(room["env"])}
+        assert "row-level security" in rows["bob"]["problem"], rows["bob"]
+        assert "ran as" not in rows["bob"]["problem"]
+        assert (rows["alice"]["problem"], rows["alice"]["phase"]) == ("", "4")
+    finally:
+        with contextlib.closing(learner_connection(room["env"], "bob")) as conn, conn.cursor() as cur:
+            cur.execute("DROP POLICY peek ON users; ALTER TABLE users DISABLE ROW LEVEL SECURITY; "
+                        "DROP FUNCTION public.peek()")
