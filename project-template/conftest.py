@@ -20,13 +20,14 @@ WHERE = sa.text("SELECT pg_postmaster_start_time(), current_setting('port'), cur
                 " AND schemaname = ANY (current_schemas(false)) AND schemaname <> current_schema())")
 
 # What dropping the tables leaves: the test schema's functions and enum types that nothing uses any
-# more (a downgrade that forgot DROP FUNCTION or DROP TYPE; what extensions own is never touched).
+# more (a downgrade that forgot DROP FUNCTION or DROP TYPE). What an extension owns ('e') and what
+# a type needs ('i': a range type's constructors) is never touched.
 LEFTOVERS = sa.text("""
 DO $$ DECLARE ddl text; BEGIN
   FOR ddl IN SELECT format('DROP ROUTINE %s', p.oid::regprocedure) FROM pg_proc p
              WHERE p.pronamespace = current_schema()::regnamespace
                AND NOT EXISTS (SELECT FROM pg_depend WHERE classid = 'pg_proc'::regclass
-                                                        AND objid = p.oid AND deptype = 'e')
+                                                        AND objid = p.oid AND deptype IN ('e', 'i'))
                AND NOT EXISTS (SELECT FROM pg_depend WHERE refclassid = 'pg_proc'::regclass
                                                         AND refobjid = p.oid AND deptype = 'n') LOOP
     EXECUTE ddl;
@@ -99,10 +100,11 @@ def test_database_url() -> str:
 def alembic_engine(test_database_url):
     """The test schema emptied of its views, tables, and the functions and enum types nothing else uses.
 
-    Not emptied: sequences of their own, foreign tables, domains, types other than enums, extensions,
-    operators, casts, collations, text search objects, and any function or enum type still used by
-    something that stays (a KEEP table, a domain, an aggregate, another leftover function). If one
-    of those stops an upgrade, drop and recreate the test database.
+    Not emptied: sequences of their own, foreign tables, domains, types other than enums (a range
+    type's functions included), extensions, operators, casts, collations, text search objects, and
+    any function or enum type still used by something that stays (a KEEP table, a domain). One used
+    by a leftover aggregate or function goes a test later, with its user. If one of those stops an
+    upgrade, drop and recreate the test database.
     """
     engine = sa.create_engine(test_database_url)
     with engine.begin() as conn:

@@ -14,7 +14,7 @@ What it adds to Alembic's template (the project's README.md explains each):
 - one migration at a time per database: a session-level advisory lock, held across the whole
   run and released at the end, waited for without holding a snapshot (every online command
   takes it, ``alembic current`` included). Over a direct connection only: a URL through a
-  transaction-pooling PgBouncer is not supported, since its server sessions are shared);
+  transaction-pooling PgBouncer is not supported, since its server sessions are shared;
 - autogenerate settings: ``include_name``, ``compare_server_default``, pgvector's types.
 """
 import contextlib
@@ -94,9 +94,10 @@ def migration_lock(connection: Connection):
     It waits with pg_try_advisory_lock, committing between tries, so a waiting replica holds
     no snapshot (a waiting pg_advisory_lock would, and deadlock a CREATE INDEX CONCURRENTLY).
     Every later transaction of the run first checks it is on the session that holds the lock. That
-    is a hint, not a guard: a transaction pooler that hands back the same session goes unseen, and
-    it lends that session, lock and all, to other clients (a second migrator landing on it gets the
-    lock too). A pooled URL is not supported. Inside a transaction the caller began, it takes the
+    is a hint, not a guard: a quiet PgBouncer hands back the same session every time (it reuses the
+    last one by default), so a clean run through a pooled URL proves nothing, and the pooler lends
+    that session, lock and all, to other clients (a second migrator landing on it gets the lock
+    too). A pooled URL is not supported. Inside a transaction the caller began, it takes the
     transaction-level lock instead.
     """
     if not LOCK_KEY:
@@ -115,7 +116,8 @@ def migration_lock(connection: Connection):
             if locked:
                 break
             if time.monotonic() > deadline:
-                sys.exit(f"Another migration held the lock for over {LOCK_WAIT:.0f} s. Nothing was changed.")
+                sys.exit(f"Another session held the migration lock for over {LOCK_WAIT:.0f} s (a migration, or "
+                         f"a lock a pooled run left). Nothing was changed.")
             if not told:
                 print("Waiting for another migration of this database to finish ...", file=sys.stderr)
                 told = True
@@ -131,11 +133,14 @@ def migration_lock(connection: Connection):
             moved = True  # once: the failure report's own queries may land anywhere
             raise CommandError(f"This run's transactions land on different server sessions: the URL is a "
                                f"pooler's (PgBouncer in transaction mode), which is not supported: the migration "
-                               f"lock cannot hold there. Migrate over a direct connection. The lock stays on server "
-                               f"session {session} until the pooler closes that connection, and meanwhile the "
-                               f"pooler lends it to other clients: ending it (pg_terminate_backend) would abort "
-                               f"their transactions too. Wait, or look first over a direct connection: "
-                               f"SELECT * FROM pg_stat_activity WHERE pid = {session}.")
+                               f"lock cannot hold there. Migrate over a direct connection. The lock this run took "
+                               f"stays on server session {session}, which the pooler lends to other clients, and "
+                               f"every migration waits for it until the pooler closes that session "
+                               f"(server_idle_timeout or server_lifetime: ten minutes to an hour by default). To "
+                               f"free it now without aborting anything, run RECONNECT on PgBouncer's admin console "
+                               f"if you may; or, over a direct connection, end the session only while no client "
+                               f"uses it: SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = "
+                               f"{session} AND state = 'idle' (no row: try again).")
 
     event.listen(connection, "begin", on_the_locked_session)
     try:
@@ -189,13 +194,19 @@ def saying_where_it_stopped(connection: Connection):
     try:
         yield
     except (Exception, KeyboardInterrupt) as exc:  # Ctrl+C is not an Exception
-        if connection.invalidated:  # Ctrl+C during a statement: SQLAlchemy dropped the session (no query now)
-            exc.add_note("Ctrl+C took effect as a statement returned (psycopg2 waits for it), and the session was "
-                         "dropped. That revision's transaction is rolled back, unless the statement was its "
-                         "COMMIT; what it ran in an autocommit_block() is committed, a CREATE INDEX CONCURRENTLY "
-                         "included (it ran to its end). The revisions before it stay committed. Run alembic "
-                         "current to see where the database is.")
-            raise
+        if connection.invalidated:  # Ctrl+C during a statement, or a lost server: no query now
+            interrupt = exc  # in an autocommit_block(), SQLAlchemy's PendingRollbackError follows Ctrl+C
+            while interrupt is not None and not isinstance(interrupt, KeyboardInterrupt):
+                interrupt = interrupt.__context__
+            exc = interrupt or exc
+            why = ("Ctrl+C took effect as a statement returned (psycopg2 waits for it, so a CREATE INDEX "
+                   "CONCURRENTLY it was running has finished), and the session was dropped." if interrupt
+                   else "The connection was lost.")
+            exc.add_note(f"{why} That revision's transaction is rolled back, unless the statement was its "
+                         "COMMIT; what it ran before and in an autocommit_block() is committed, and the "
+                         "revisions before it stay committed. Run alembic current to see where the database "
+                         "is: a new run starts that revision again from its top, over what it committed.")
+            raise exc from None
         connection.rollback()
         now = migration.get_current_heads()
         connection.rollback()
@@ -206,8 +217,9 @@ def saying_where_it_stopped(connection: Connection):
             note = (f"Each revision commits on its own: the database is now at {where} "
                     f"(this run started at {', '.join(started) or 'base'}).")
         note += (" If the failing revision has an autocommit_block(), what it ran before and in"
-                 " the block is committed; a CREATE INDEX CONCURRENTLY that failed leaves an INVALID"
-                 " index: DROP INDEX CONCURRENTLY it before running again.")
+                 " the block is committed; a CREATE INDEX CONCURRENTLY that failed while building leaves an"
+                 " INVALID index: drop (DROP INDEX CONCURRENTLY) only one that SELECT indexrelid::regclass"
+                 " FROM pg_index WHERE NOT indisvalid lists, and fix what made it fail, before running again.")
         if isinstance(exc, CommandError):  # the command line prints only its message
             if now == started:  # a refusal before any change (a guard, alembic check): it says so
                 raise
