@@ -103,7 +103,7 @@ def alembic_engine(test_database_url):
     Not emptied: sequences of their own, foreign tables, domains, types other than enums (a range
     type's functions included), extensions, operators, casts, collations, text search objects, and
     any function or enum type still used by something that stays (a KEEP table, a domain). One used
-    by a leftover aggregate or function goes a test later, with its user. If one of those stops an
+    only by a leftover aggregate or function goes a test after it. If one of those stops an
     upgrade, drop and recreate the test database.
     """
     engine = sa.create_engine(test_database_url)

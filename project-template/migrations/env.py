@@ -136,11 +136,10 @@ def migration_lock(connection: Connection):
                                f"lock cannot hold there. Migrate over a direct connection. The lock this run took "
                                f"stays on server session {session}, which the pooler lends to other clients, and "
                                f"every migration waits for it until the pooler closes that session "
-                               f"(server_idle_timeout or server_lifetime: ten minutes to an hour by default). To "
-                               f"free it now without aborting anything, run RECONNECT on PgBouncer's admin console "
-                               f"if you may; or, over a direct connection, end the session only while no client "
-                               f"uses it: SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = "
-                               f"{session} AND state = 'idle' (no row: try again).")
+                               f"(server_idle_timeout or server_lifetime: ten minutes to an hour by default). "
+                               f"RECONNECT on PgBouncer's admin console closes it as soon as it is released, "
+                               f"aborting nothing; ending it with pg_terminate_backend would abort the client the "
+                               f"pooler hands it to next.")
 
     event.listen(connection, "begin", on_the_locked_session)
     try:
@@ -218,8 +217,9 @@ def saying_where_it_stopped(connection: Connection):
                     f"(this run started at {', '.join(started) or 'base'}).")
         note += (" If the failing revision has an autocommit_block(), what it ran before and in"
                  " the block is committed; a CREATE INDEX CONCURRENTLY that failed while building leaves an"
-                 " INVALID index: drop (DROP INDEX CONCURRENTLY) only one that SELECT indexrelid::regclass"
-                 " FROM pg_index WHERE NOT indisvalid lists, and fix what made it fail, before running again.")
+                 " INVALID index. Before running again, fix what made it fail, and drop (DROP INDEX"
+                 " CONCURRENTLY) that index if SELECT indisvalid FROM pg_index WHERE indexrelid ="
+                 " to_regclass('its name') says false and pg_stat_progress_create_index shows no build.")
         if isinstance(exc, CommandError):  # the command line prints only its message
             if now == started:  # a refusal before any change (a guard, alembic check): it says so
                 raise
