@@ -13,6 +13,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -134,6 +135,37 @@ def test_a_database_bob_makes_for_notebook_9_is_closed_to_alice(bob_at_phase_1):
             pass
     finally:
         eng.dispose()
+
+
+def test_notebook_9s_drop_waits_out_a_session_bob_may_not_end(bob_at_phase_1):
+    """DROP ... WITH (FORCE) is refused outright while another role is on the database (in a room
+    of 30, an autovacuum worker was): the lab tries again, and drops it once that session is gone."""
+    env = {**os.environ, "DATABASE_URL": url_of(bob_at_phase_1, "bob"), "LAB_STUDENT": "bob"}
+    env.pop("LAB_CLASSROOM_DIR", None)
+    script = "import lab_helpers; lab_helpers.project_database('nb9_held')"
+    assert subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, timeout=120).returncode == 0
+    admin = sa.create_engine(database.parse_database_url(
+        f"postgresql://postgres:{quote(secrets_of(bob_at_phase_1)['admin_password'], safe='')}"
+        f"@127.0.0.1:{secrets_of(bob_at_phase_1)['port']}/postgres"), isolation_level="AUTOCOMMIT")
+    alice = sa.create_engine(database.parse_database_url(url_of(bob_at_phase_1, "alice", "lab_bob_nb9_held")))
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql('GRANT CONNECT ON DATABASE "lab_bob_nb9_held" TO alice')
+        held = alice.connect()  # a session of a role bob may not terminate
+        held.exec_driver_sql("SELECT 1")
+        dropping = subprocess.Popen([sys.executable, "-c", script.replace("project_database", "drop_project_database")],
+                                    cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(3)
+        assert dropping.poll() is None, dropping.communicate()[0]  # refused, and trying again
+        held.close()
+        alice.dispose()
+        output = dropping.communicate(timeout=60)[0]
+        assert dropping.returncode == 0, output
+        with admin.connect() as conn:
+            assert conn.scalar(sa.text("SELECT count(*) FROM pg_database WHERE datname = 'lab_bob_nb9_held'")) == 0
+    finally:
+        alice.dispose()
+        admin.dispose()
 
 
 @pytest.mark.parametrize(("sql", "reason"), [

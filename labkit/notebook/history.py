@@ -8,6 +8,7 @@ each run and dropped at the end. Only a database this module marked is ever drop
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -34,16 +35,36 @@ def drop_project_database(suffix: str) -> bool:
     """Drop database ``<lab database>_<suffix>`` if this module made it; return whether one was dropped."""
     name = _name(suffix)
     with _autocommit() as conn:
-        found = conn.execute(sa.text("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
-                                     "WHERE datname = :n"), {"n": name}).first()
+        found = conn.execute(sa.text("SELECT shobj_description(oid, 'pg_database'), pg_has_role(datdba, 'USAGE') "
+                                     "FROM pg_database WHERE datname = :n"), {"n": name}).first()
         if found is None:
             return False
-        if found[0] != DATABASE_MARK:
-            raise LabError(f"The server already has a database {name!r} that this lab did not make,\n"
+        if found[0] != DATABASE_MARK or not found[1]:
+            raise LabError(f"The server already has a database {name!r} that this lab did not make for you,\n"
                            "so it will not drop it. Nothing was changed.",
                            "Drop or rename it yourself, or set LAB_STUDENT=<name> to work under another name.")
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))  # PostgreSQL 13+
+        _drop(conn, name)
     return True
+
+
+def _drop(conn: sa.Connection, name: str, tries: int = 20) -> None:
+    """DROP DATABASE ... WITH (FORCE), waiting out a session the learner may not end.
+
+    FORCE ends the sessions on it, but a learner who is not a superuser may end only their own
+    role's: another session, such as an autovacuum worker begun on the new tables (seen in a room
+    of 30), makes PostgreSQL refuse the whole drop (42501). It is done in moments: try again.
+    """
+    for _ in range(tries):
+        try:
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))  # PostgreSQL 13+
+            return
+        except sa.exc.DBAPIError as exc:
+            if getattr(exc.orig, "pgcode", None) != "42501":
+                raise
+        time.sleep(0.5)
+    raise LabError(f"Database {name!r} still has a session you may not end (another role's, or the server's\n"
+                   "autovacuum), so it was not dropped. Nothing was changed.",
+                   "Run the cell again in a minute; if it stays, ask whoever runs the server.")
 
 
 def project_database(suffix: str) -> str:
