@@ -144,3 +144,16 @@ def test_a_learners_python3_kernel_is_the_staged_one_that_notes_verdicts(stage, 
     assert spec["resource_dir"] == str(stage / hub.JUPYTER_DIR / "kernels" / "python3")
     assert spec["spec"]["argv"][-1] == "--ext=labkit.classroom.verdicts"
     assert spec["spec"]["argv"][0] == sys.executable  # the venv's own Python, as the default spec has
+
+
+def test_a_learners_matplotlib_finds_the_rooms_font_list_and_builds_none(stage, names):
+    """The hub lists the fonts once, at staging; a learner's first plot (notebook 7) reads that list from
+    ~/.cache/matplotlib instead of building its own (in a room of 30, building it warned on stderr)."""
+    a = names[0]
+    hub.lay_out_home(a, stage)
+    script = "import logging; logging.basicConfig(level=logging.DEBUG); import matplotlib.font_manager"
+    log = as_user(a, f"PYTHONPATH={stage} {sys.executable} -c '{script}'")
+    assert log.returncode == 0, log.stderr
+    assert "Using fontManager instance from" in log.stderr, log.stderr
+    assert "/.cache/matplotlib/fontlist-" in log.stderr, log.stderr
+    assert "generated new fontManager" not in log.stderr, log.stderr
