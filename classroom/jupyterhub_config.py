@@ -76,6 +76,10 @@ c.Spawner.default_url = "/lab/tree/notebooks/01_create_users.ipynb"
 c.Spawner.notebook_dir = "~/database-evolution"
 c.Spawner.start_timeout = 600  # a room of 30 starting at once on 2 cores is slow
 c.Spawner.http_timeout = 600
+# Kernels talk to their server over Unix sockets in the learner's runtime folder, not TCP ports: with
+# 30 servers starting kernels at once, a random free port was taken before the kernel bound it
+# ("Address already in use"), and two learners lost their kernel in the room of 30.
+c.Spawner.args = ["--KernelManager.transport=ipc"]
 c.Spawner.pre_spawn_hook = hub.pre_spawn_hook(REPO, stage)
 
 if token:

@@ -60,6 +60,9 @@ def test_quick_load_test_runs_the_series_for_three_learners(hub_prerequisites, t
     assert result["peak_postgres_mib"] > 0
     assert result["peak_learners_mib"] > 0
     assert result["cpu_seconds_per_learner"] > 0
+    hub_log = (paths.data_root() / "classroom-loadtest-3-hub.log").read_text()  # loadtest.py keeps it there
+    assert "Kernel started" in hub_log
+    assert "running over TCP" not in hub_log  # Unix sockets: no port another kernel can take first
     leftover = subprocess.run(["getent", "passwd"], capture_output=True, text=True).stdout
     assert not any(r["name"] + ":" in leftover for r in result["per_learner"]), "OS users left behind"
     check_progress_followed_the_room(result)
