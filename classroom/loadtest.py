@@ -244,9 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
-        keep = state / "hub.log"
-        if keep.exists() and paths.data_root().exists():
-            shutil.copy(keep, paths.data_root() / f"classroom-loadtest-{n}-hub.log")
+        # The hub's log and the room's PostgreSQL log (a cancelled statement's text is there) outlive the room.
+        for kept, what in ((state / "hub.log", "hub"), (state / "room" / "pgdata" / "server.log", "postgres")):
+            if kept.exists() and paths.data_root().exists():
+                shutil.copy(kept, paths.data_root() / f"classroom-loadtest-{n}-{what}.log")
         shutil.rmtree(state, ignore_errors=True)
     print(loadreport.table(result))
     out = args.json or paths.data_root() / f"classroom-loadtest-{n}.json"

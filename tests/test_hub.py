@@ -63,6 +63,8 @@ def test_quick_load_test_runs_the_series_for_three_learners(hub_prerequisites, t
     hub_log = (paths.data_root() / "classroom-loadtest-3-hub.log").read_text()  # loadtest.py keeps it there
     assert "Kernel started" in hub_log
     assert "running over TCP" not in hub_log  # Unix sockets: no port another kernel can take first
+    postgres_log = (paths.data_root() / "classroom-loadtest-3-postgres.log").read_text()
+    assert "database system is ready to accept connections" in postgres_log
     leftover = subprocess.run(["getent", "passwd"], capture_output=True, text=True).stdout
     assert not any(r["name"] + ":" in leftover for r in result["per_learner"]), "OS users left behind"
     check_progress_followed_the_room(result)
