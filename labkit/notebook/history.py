@@ -13,7 +13,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from .. import database
+from .. import database, diagnose
 from ..errors import LabError
 from ..postgres import binaries
 
@@ -59,7 +59,7 @@ def _drop(conn: sa.Connection, name: str, tries: int = 20) -> None:
             conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))  # PostgreSQL 13+
             return
         except sa.exc.DBAPIError as exc:
-            if getattr(exc.orig, "pgcode", None) != "42501":
+            if diagnose.sqlstate(exc) != diagnose.INSUFFICIENT_PRIVILEGE:
                 raise
         time.sleep(0.5)
     raise LabError(f"Database {name!r} still has a session you may not end (another role's, or the server's\n"
