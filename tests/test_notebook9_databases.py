@@ -1,5 +1,8 @@
 """Notebook 9's project databases: made anew, empty, and only ever dropped when the lab made them."""
 
+import threading
+import time
+
 import pytest
 import sqlalchemy as sa
 
@@ -19,6 +22,34 @@ def test_project_database_is_new_and_empty_on_every_call(student_db):
         assert conn.scalar(sa.text("SELECT count(*) FROM pg_tables WHERE tablename = 'leftover'")) == 0
     assert history.drop_project_database("nb9_t") is True
     assert history.drop_project_database("nb9_t") is False
+
+
+def test_a_drop_may_wait_past_the_sessions_statement_timeout_which_is_then_back(student_db):
+    """DROP DATABASE waits for a checkpoint of the whole server: in the room of 30 that outlasted the
+    learners' 2-minute statement_timeout. Here a lock on the database, held 1.5 s by a COMMENT in an
+    open transaction, stands in for the slow checkpoint, against a statement_timeout of 500 ms."""
+    history.project_database("nb9_t")
+    url = database.resolve_url()
+    holder = sa.create_engine(url, poolclass=sa.pool.NullPool,
+                              connect_args={"options": "-c statement_timeout=0"}).connect()
+    with holder.begin():
+        holder.execute(sa.text(f'ALTER DATABASE "{url.database}" SET statement_timeout = \'500ms\''))
+    database.engine().dispose()  # the lab's sessions start anew, with the 500 ms default
+    release = threading.Timer(1.5, holder.commit)
+    try:
+        holder.execute(sa.text(f'COMMENT ON DATABASE "{url.database}_nb9_t" IS \'{history.DATABASE_MARK}\''))
+        release.start()
+        started = time.perf_counter()
+        assert history.drop_project_database("nb9_t") is True
+        assert time.perf_counter() - started > 1.0  # it waited for the lock, past 500 ms
+        with database.engine().connect() as conn:
+            assert conn.scalar(sa.text("SHOW statement_timeout")) == "500ms"
+    finally:
+        release.join()
+        with holder.begin():
+            holder.execute(sa.text(f'ALTER DATABASE "{url.database}" RESET statement_timeout'))
+        holder.close()
+        database.engine().dispose()
 
 
 def test_a_database_the_lab_did_not_make_is_never_dropped(student_db):

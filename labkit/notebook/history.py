@@ -53,15 +53,23 @@ def _drop(conn: sa.Connection, name: str, tries: int = 20) -> None:
     FORCE ends the sessions on it, but a learner who is not a superuser may end only their own
     role's: another session, such as an autovacuum worker begun on the new tables (seen in a room
     of 30), makes PostgreSQL refuse the whole drop (42501). It is done in moments: try again.
+
+    A drop also waits for a checkpoint of the whole server (it asks for one); on a busy shared
+    server that took longer than a classroom's 2-minute statement_timeout (two learners in the
+    room of 30, 8 December). It is no runaway query, so it gets 10 minutes, then the limit is back.
     """
-    for _ in range(tries):
-        try:
-            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))  # PostgreSQL 13+
-            return
-        except sa.exc.DBAPIError as exc:
-            if diagnose.sqlstate(exc) != diagnose.INSUFFICIENT_PRIVILEGE:
-                raise
-        time.sleep(0.5)
+    conn.execute(sa.text("SET statement_timeout = '10min'"))
+    try:
+        for _ in range(tries):
+            try:
+                conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))  # PostgreSQL 13+
+                return
+            except sa.exc.DBAPIError as exc:
+                if diagnose.sqlstate(exc) != diagnose.INSUFFICIENT_PRIVILEGE:
+                    raise
+            time.sleep(0.5)
+    finally:
+        conn.execute(sa.text("RESET statement_timeout"))  # the session's own limit, for whoever uses it next
     raise LabError(f"Database {name!r} still has a session you may not end (another role's, or the server's\n"
                    "autovacuum), so it was not dropped. Nothing was changed.",
                    "Run the cell again in a minute; if it stays, ask whoever runs the server.")
