@@ -8,6 +8,7 @@ stand-in for a database too busy for a batch of that size (the 8 December room o
 """
 
 import threading
+import time
 import types
 
 import nbformat
@@ -69,9 +70,22 @@ def batches(eng) -> list[tuple]:
                                     "FROM background_batches ORDER BY first_id")).all()
 
 
-def test_a_batch_over_its_budget_is_split_until_it_fits_and_every_row_is_filled_once(queued, capsys):
-    """5,000 ids time out, 2,500 time out, 1,250 fit: each of the 2 batches ends as 4 of 1,250, all done."""
+def recording_sleeps(backfill) -> list[float]:
+    """Make the runner's time.sleep note each pause (and still sleep it); return the list it fills."""
+    sleeps = []
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        time.sleep(seconds)
+    backfill.time = types.SimpleNamespace(perf_counter=time.perf_counter, sleep=sleep)
+    return sleeps
+
+
+def test_a_fill_out_of_time_is_split_the_size_that_fits_is_kept_and_every_row_is_filled(queued, capsys):
+    """5,000 ids run out of time, 2,500 too; 1,250 fit, and every later batch is split to 1,250 before it is tried:
+    two cancelled seconds in all, each followed by a pause, and the 2 batches end as 8 that tile the ids."""
     backfill = module("backfill", written("backfill.py"))
+    sleeps = recording_sleeps(backfill)
     assert [b[1:3] for b in batches(queued)] == [(1, 5000), (5001, 10000)]
     with queued.connect() as conn:
         assert backfill.run(conn, pause=0) == 0
@@ -82,12 +96,14 @@ def test_a_batch_over_its_budget_is_split_until_it_fits_and_every_row_is_filled_
     with queued.connect() as conn:
         assert conn.scalar(sa.text("SELECT count(*) FROM accounts WHERE ref IS NULL")) == 0
     printed = capsys.readouterr().out
-    assert printed.count("over its statement_timeout; split into ids") == 6
-    assert "split into ids 1-2500 and 2501-5000" in printed
+    assert printed.count("ran out of time") == 2  # not once per batch: the size that fits is kept
+    assert "a fill of 5000 ids ran out of time; batch 1 split into ids 1-2500 and 2501-5000" in printed
+    assert "at most 1250 ids a fill from now on" in printed
+    assert len([s for s in sleeps if s >= 0.5]) == 2  # a pause after each cancelled second
 
 
-def test_two_runners_splitting_at_once_share_the_work_and_number_every_half_apart(queued):
-    """Each runner takes a batch (SKIP LOCKED), both time out and split at the same moment: no clash, nothing twice."""
+def test_two_runners_splitting_at_once_share_the_work_and_number_every_half_apart(queued, capsys):
+    """Each runner takes a batch (SKIP LOCKED), both run out of time and split at once: no clash, nothing twice."""
     backfill = module("backfill", written("backfill.py"))
     left, errors = [], []
 
@@ -104,18 +120,54 @@ def test_two_runners_splitting_at_once_share_the_work_and_number_every_half_apar
     for t in threads:
         t.join(120)
     assert errors == []
-    assert sorted(left) == [0, 0]
+    assert len(left) == 2
+    assert min(left) == 0  # the other may have found the last batches held by the first (then it says so)
     rows = batches(queued)
     assert [(first, last) for _, first, last, _, _ in rows] == [(i, i + 1249) for i in range(1, 10001, 1250)]
     assert len({batch for batch, *_ in rows}) == 8
     assert all(done for *_, done, _ in rows)
-    assert len({by for *_, by in rows}) == 2  # both runners did batches
+    printed = capsys.readouterr().out  # each runner took one of the two batches, and both split it
+    assert "batch 1 split into ids 1-2500 and 2501-5000" in printed
+    assert "batch 2 split into ids 5001-7500 and 7501-10000" in printed
 
 
-def test_a_batch_too_small_to_split_still_fails_after_its_tries(queued):
-    """Below SMALLEST ids a batch over budget is not split again: after TRIES failures the runner raises."""
+def test_an_operators_cancel_is_retried_not_taken_for_a_batch_too_big(queued, capsys):
+    """pg_cancel_backend gives the same 57014 as a timeout, but early: the batch is retried whole, not split."""
+    with queued.begin() as conn:  # fills now take 0.6 s: inside the one-second budget
+        conn.execute(sa.text(SLOW.split("CREATE TRIGGER")[0].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
+                             .replace("pg_sleep(1.2)", "pg_sleep(0.6)")))
+    backfill = module("backfill", written("backfill.py"))
+    cancelled = []
+
+    def operator():
+        with queued.connect() as conn:
+            for _ in range(500):
+                pid = conn.scalar(sa.text("SELECT pid FROM pg_stat_activity WHERE state = 'active' "
+                                          "AND query LIKE 'UPDATE accounts SET ref%'"))
+                if pid is not None:
+                    time.sleep(0.1)
+                    cancelled.append(conn.scalar(sa.text("SELECT pg_cancel_backend(:p)"), {"p": pid}))
+                    return
+                conn.rollback()
+                time.sleep(0.01)
+
+    watcher = threading.Thread(target=operator)
+    watcher.start()
+    with queued.connect() as conn:
+        assert backfill.run(conn, pause=0) == 0
+    watcher.join(30)
+    assert cancelled == [True]
+    printed = capsys.readouterr().out
+    assert "cancelled (by its statement_timeout, or by an operator), try 1 of 5" in printed
+    assert "split" not in printed
+    assert [b[1:4] for b in batches(queued)] == [(1, 5000, True), (5001, 10000, True)]
+
+
+def test_a_batch_too_small_to_split_still_fails_after_its_tries_naming_it(queued, capsys):
+    """At SMALLEST ids or fewer a fill out of time is not split: after TRIES failures the runner raises."""
     backfill = module("backfill", written("backfill.py"))
     backfill.TRIES, backfill.SMALLEST = 1, 5000  # no split, no back-off: one failure is the end
     with queued.connect() as conn, pytest.raises(sa.exc.OperationalError, match="statement timeout"):
         backfill.run(conn, pause=0)
+    assert "gave up on batch 1, ids 1-5000" in capsys.readouterr().out
     assert [b[1:4] for b in batches(queued)] == [(1, 5000, False), (5001, 10000, False)]
