@@ -2,9 +2,10 @@
 
 The code under test is the notebook's own: ``backfill.py`` and revision ``0007`` are taken from
 their ``%%writefile`` cells, so what a learner copies into a project is what runs here. A trigger
-makes any fill of more than 1,500 rows sleep past the runner's one-second statement budget: a
-stand-in for a database too busy for a batch of that size (the 8 December room of 30, where a
-5,000-row batch that takes 30 ms alone ran over a second for minutes at a time).
+makes each fill cost half a millisecond a row (5,000 rows 2.5 s, 2,500 1.25 s, 1,250 0.625 s),
+against the runner's one-second statement budget: a stand-in for a database too busy for a batch
+of 5,000 (the 8 December room of 30, where such a batch, 30 ms alone, ran over a second for
+minutes at a time).
 """
 
 import threading
@@ -21,11 +22,12 @@ from labkit.notebook import evolving
 
 from support.notebooks import numbered
 
-# Any fill of more than 1,500 rows sleeps 1.2 s: over the runner's 1 s statement_timeout.
+# Each fill sleeps 0.5 ms a row it changed (while the spike sequence allows: by default, always).
 SLOW = """
+CREATE SEQUENCE spike;
 CREATE FUNCTION slow_fill() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF (SELECT count(*) FROM filled) > 1500 THEN PERFORM pg_sleep(1.2); END IF;
+    IF nextval('spike') > 0 THEN PERFORM pg_sleep((SELECT count(*) FROM filled) * 0.0005); END IF;
     RETURN NULL;
 END $$;
 CREATE TRIGGER slow_fill AFTER UPDATE ON accounts REFERENCING NEW TABLE AS filled
@@ -82,8 +84,8 @@ def recording_sleeps(backfill) -> list[float]:
 
 
 def test_a_fill_out_of_time_is_split_the_size_that_fits_is_kept_and_every_row_is_filled(queued, capsys):
-    """5,000 ids run out of time, 2,500 too; 1,250 fit, and every later batch is split to 1,250 before it is tried:
-    two cancelled seconds in all, each followed by a pause, and the 2 batches end as 8 that tile the ids."""
+    """5,000 ids run out of time, 2,500 too; 1,250 fit (in 0.6 s: no growing back), and every later batch is split
+    to 1,250 before it is tried: two cancelled seconds in all, each followed by a pause; 8 batches tile the ids."""
     backfill = module("backfill", written("backfill.py"))
     sleeps = recording_sleeps(backfill)
     assert [b[1:3] for b in batches(queued)] == [(1, 5000), (5001, 10000)]
@@ -131,11 +133,28 @@ def test_two_runners_splitting_at_once_share_the_work_and_number_every_half_apar
     assert "batch 2 split into ids 5001-7500 and 7501-10000" in printed
 
 
+def test_a_passing_spike_does_not_shrink_the_rest_of_the_run(queued, capsys):
+    """Only the first two fills are slow: after them, fills under a quarter of the budget double the size back,
+    so the second batch is split once, not twice, and the run ends with 5 batches, not 8."""
+    with queued.begin() as conn:  # the first two fills (nextval 1 and 2) are slow, every later one fast
+        conn.execute(sa.text(SLOW.split("CREATE TRIGGER")[0].split("CREATE SEQUENCE spike;")[1]
+                             .replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION").replace("> 0", "<= 2")))
+    backfill = module("backfill", written("backfill.py"))
+    with queued.connect() as conn:
+        assert backfill.run(conn, pause=0) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("ran out of time") == 2
+    rows = batches(queued)
+    assert [(first, last) for _, first, last, _, _ in rows] == [
+        (1, 1250), (1251, 2500), (2501, 5000), (5001, 7500), (7501, 10000)]
+    assert all(done for *_, done, _ in rows)
+
+
 def test_an_operators_cancel_is_retried_not_taken_for_a_batch_too_big(queued, capsys):
     """pg_cancel_backend gives the same 57014 as a timeout, but early: the batch is retried whole, not split."""
     with queued.begin() as conn:  # fills now take 0.6 s: inside the one-second budget
-        conn.execute(sa.text(SLOW.split("CREATE TRIGGER")[0].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
-                             .replace("pg_sleep(1.2)", "pg_sleep(0.6)")))
+        conn.execute(sa.text("CREATE OR REPLACE FUNCTION slow_fill() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                             "BEGIN PERFORM pg_sleep(0.6); RETURN NULL; END $$"))
     backfill = module("backfill", written("backfill.py"))
     cancelled = []
 
@@ -163,11 +182,28 @@ def test_an_operators_cancel_is_retried_not_taken_for_a_batch_too_big(queued, ca
     assert [b[1:4] for b in batches(queued)] == [(1, 5000, True), (5001, 10000, True)]
 
 
+def test_a_batch_of_smallest_ids_or_fewer_is_never_split_even_below_the_remembered_size(queued):
+    """With SMALLEST at 1,500: 4,000 and then 2,000 ids run out of time (0.6 ms a row), so the size drops to 1,000;
+    a batch of 1,200 ids is still tried whole (and fits), while one of 2,000 is split before it is tried."""
+    backfill = module("backfill", written("backfill.py"))
+    backfill.SMALLEST = 1500
+    with queued.begin() as conn:
+        conn.execute(sa.text(SLOW.split("CREATE TRIGGER")[0].split("CREATE SEQUENCE spike;")[1]
+                             .replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION").replace("0.0005", "0.0006")))
+        conn.execute(sa.text("DELETE FROM background_batches"))
+        conn.execute(sa.text("INSERT INTO background_batches (job, first_id, last_id) "
+                             "VALUES ('accounts.ref', 1, 4000), ('accounts.ref', 4001, 5200)"))
+    with queued.connect() as conn:
+        assert backfill.run(conn, pause=0) == 0
+    assert [(first, last) for _, first, last, _, _ in batches(queued)] == [
+        (1, 1000), (1001, 2000), (2001, 3000), (3001, 4000), (4001, 5200)]
+
+
 def test_a_batch_too_small_to_split_still_fails_after_its_tries_naming_it(queued, capsys):
     """At SMALLEST ids or fewer a fill out of time is not split: after TRIES failures the runner raises."""
     backfill = module("backfill", written("backfill.py"))
     backfill.TRIES, backfill.SMALLEST = 1, 5000  # no split, no back-off: one failure is the end
     with queued.connect() as conn, pytest.raises(sa.exc.OperationalError, match="statement timeout"):
         backfill.run(conn, pause=0)
-    assert "gave up on batch 1, ids 1-5000" in capsys.readouterr().out
+    assert "gave up on batch 1, ids 1-5000" in capsys.readouterr().err
     assert [b[1:4] for b in batches(queued)] == [(1, 5000, False), (5001, 10000, False)]
