@@ -22,17 +22,13 @@ from labkit.notebook import evolving
 
 from support.notebooks import numbered
 
-# Each fill sleeps 0.5 ms a row it changed (while the spike sequence allows: by default, always).
-SLOW = """
-CREATE SEQUENCE spike;
-CREATE FUNCTION slow_fill() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF nextval('spike') > 0 THEN PERFORM pg_sleep((SELECT count(*) FROM filled) * 0.0005); END IF;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER slow_fill AFTER UPDATE ON accounts REFERENCING NEW TABLE AS filled
-    FOR EACH STATEMENT EXECUTE FUNCTION slow_fill();
-"""
+ROWS = "(SELECT count(*) FROM filled)"  # the rows the fill changed, in the trigger's transition table
+
+
+def fill_cost(conn, seconds: str) -> None:
+    """Make each fill of accounts sleep ``seconds``, a SQL expression (of ``ROWS``, say), in its own time."""
+    conn.execute(sa.text("CREATE OR REPLACE FUNCTION slow_fill() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                         f"BEGIN PERFORM pg_sleep({seconds}); RETURN NULL; END $$"))
 
 
 def written(start: str) -> str:
@@ -59,7 +55,9 @@ def queued(student_db):
     with eng.begin() as conn:
         conn.execute(sa.text("CREATE TABLE accounts (id int PRIMARY KEY, customer_no int NOT NULL, ref text)"))
         conn.execute(sa.text("INSERT INTO accounts SELECT g, 5000000 + g FROM generate_series(1, 10000) g"))
-        conn.execute(sa.text(SLOW))
+        fill_cost(conn, f"{ROWS} * 0.0005")  # 0.5 ms a row
+        conn.execute(sa.text("CREATE TRIGGER slow_fill AFTER UPDATE ON accounts REFERENCING NEW TABLE AS filled "
+                             "FOR EACH STATEMENT EXECUTE FUNCTION slow_fill()"))
         with Operations.context(MigrationContext.configure(conn)):
             module("enqueue", written("migrations/versions/0007_")).upgrade()
     yield eng
@@ -137,8 +135,8 @@ def test_a_passing_spike_does_not_shrink_the_rest_of_the_run(queued, capsys):
     """Only the first two fills are slow: after them, fills under a quarter of the budget double the size back,
     so the second batch is split once, not twice, and the run ends with 5 batches, not 8."""
     with queued.begin() as conn:  # the first two fills (nextval 1 and 2) are slow, every later one fast
-        conn.execute(sa.text(SLOW.split("CREATE TRIGGER")[0].split("CREATE SEQUENCE spike;")[1]
-                             .replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION").replace("> 0", "<= 2")))
+        conn.execute(sa.text("CREATE SEQUENCE spike"))
+        fill_cost(conn, f"CASE WHEN nextval('spike') <= 2 THEN {ROWS} * 0.0005 ELSE 0 END")
     backfill = module("backfill", written("backfill.py"))
     with queued.connect() as conn:
         assert backfill.run(conn, pause=0) == 0
@@ -153,8 +151,7 @@ def test_a_passing_spike_does_not_shrink_the_rest_of_the_run(queued, capsys):
 def test_an_operators_cancel_is_retried_not_taken_for_a_batch_too_big(queued, capsys):
     """pg_cancel_backend gives the same 57014 as a timeout, but early: the batch is retried whole, not split."""
     with queued.begin() as conn:  # fills now take 0.6 s: inside the one-second budget
-        conn.execute(sa.text("CREATE OR REPLACE FUNCTION slow_fill() RETURNS trigger LANGUAGE plpgsql AS $$ "
-                             "BEGIN PERFORM pg_sleep(0.6); RETURN NULL; END $$"))
+        fill_cost(conn, "0.6")
     backfill = module("backfill", written("backfill.py"))
     cancelled = []
 
@@ -188,8 +185,7 @@ def test_a_batch_of_smallest_ids_or_fewer_is_never_split_even_below_the_remember
     backfill = module("backfill", written("backfill.py"))
     backfill.SMALLEST = 1500
     with queued.begin() as conn:
-        conn.execute(sa.text(SLOW.split("CREATE TRIGGER")[0].split("CREATE SEQUENCE spike;")[1]
-                             .replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION").replace("0.0005", "0.0006")))
+        fill_cost(conn, f"{ROWS} * 0.0006")
         conn.execute(sa.text("DELETE FROM background_batches"))
         conn.execute(sa.text("INSERT INTO background_batches (job, first_id, last_id) "
                              "VALUES ('accounts.ref', 1, 4000), ('accounts.ref', 4001, 5200)"))
